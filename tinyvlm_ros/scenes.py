@@ -1,0 +1,147 @@
+"""Generated table-top scenes whose right answers are known.
+
+Every test, demo and benchmark that needs a known answer draws its frames here:
+flat coloured shapes ("red block", "blue ball", "green triangle") on a
+textured grey table.  The same seed always gives the same frame, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+#: Colour words and their RGB values.  Hues are far apart so a colour
+#: classifier can tell them apart under the mild noise added below.
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 40),
+    "blue": (30, 60, 220),
+    "yellow": (235, 210, 30),
+    "purple": (140, 40, 180),
+    "orange": (245, 130, 20),
+}
+
+#: Shape words.  "block" is an axis-aligned square, "ball" a disc, "triangle"
+#: an upright isosceles triangle.
+SHAPES = ("block", "ball", "triangle")
+
+
+@dataclass
+class SceneObject:
+    """One object of a generated scene and its exact answer."""
+
+    colour: str
+    shape: str
+    box_xyxy: Tuple[int, int, int, int]
+    mask: np.ndarray
+
+    @property
+    def label(self) -> str:
+        return f"{self.colour} {self.shape}"
+
+
+@dataclass
+class Scene:
+    """An HxWx3 uint8 RGB frame and the objects drawn in it."""
+
+    image: np.ndarray
+    objects: List[SceneObject]
+
+    def find(self, label: str) -> List[SceneObject]:
+        return [o for o in self.objects if o.label == label]
+
+
+def _shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    if shape == "block":
+        m = (xx >= x0) & (xx < x0 + size) & (yy >= y0) & (yy < y0 + size)
+    elif shape == "ball":
+        r = size / 2.0
+        cx, cy = x0 + r - 0.5, y0 + r - 0.5
+        m = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    elif shape == "triangle":
+        # apex at top centre, base at the bottom row of the box
+        rel_y = (yy - y0 + 0.5) / size
+        half = rel_y * size / 2.0
+        cx = x0 + size / 2.0
+        m = (yy >= y0) & (yy < y0 + size) & (np.abs(xx + 0.5 - cx) <= half)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+    return m
+
+
+def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: int = 4,
+               labels: Optional[Sequence[str]] = None,
+               min_size: Optional[int] = None, max_size: Optional[int] = None) -> Scene:
+    """Draw a scene of ``n_objects`` non-overlapping coloured shapes.
+
+    Args:
+        seed: RNG seed; the same arguments always give the same scene.
+        width, height: frame size in pixels.
+        n_objects: how many objects when ``labels`` is not given.
+        labels: exact objects to draw ("red block", ...), in drawing order.
+        min_size, max_size: object size range in pixels (default 1/10 and 1/4
+            of the shorter side).
+
+    Returns:
+        A :class:`Scene`; boxes are (x0, y0, x1, y1) with x1/y1 exclusive and
+        are the tight boxes of the drawn masks.
+    """
+    if width < 32 or height < 32:
+        raise ValueError(f"scene must be at least 32x32, got {width}x{height}")
+    rng = np.random.default_rng(seed)
+    short = min(width, height)
+    lo = min_size or max(8, short // 10)
+    hi = max_size or max(lo + 1, short // 4)
+    if labels is None:
+        names = []
+        used = set()
+        while len(names) < n_objects:
+            c = str(rng.choice(list(COLOURS)))
+            s = str(rng.choice(SHAPES))
+            if (c, s) in used and len(used) < len(COLOURS) * len(SHAPES):
+                continue
+            used.add((c, s))
+            names.append(f"{c} {s}")
+        labels = names
+    # textured grey table: low-frequency shading plus pixel noise
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 150 + 20 * np.sin(xx / 97.0 + rng.uniform(0, 6)) * np.cos(yy / 71.0)
+    img = np.repeat(base[..., None], 3, axis=2)
+    img += rng.normal(0, 4, img.shape)
+    occupied = np.zeros((height, width), bool)
+    objects: List[SceneObject] = []
+    for label in labels:
+        parts = label.split()
+        if len(parts) != 2 or parts[0] not in COLOURS or parts[1] not in SHAPES:
+            raise ValueError(f"scene label must be '<colour> <shape>', got {label!r}")
+        colour, shape = parts
+        for _ in range(200):
+            size = int(rng.integers(lo, hi + 1))
+            x0 = int(rng.integers(2, width - size - 2))
+            y0 = int(rng.integers(2, height - size - 2))
+            m = _shape_mask(shape, height, width, x0, y0, size)
+            pad = np.zeros_like(occupied)
+            pad[max(0, y0 - 6):y0 + size + 6, max(0, x0 - 6):x0 + size + 6] = True
+            if not (occupied & pad).any():
+                break
+        else:
+            raise ValueError(f"could not place {label!r} without overlap; use fewer or smaller objects")
+        occupied |= m
+        rgb = np.array(COLOURS[colour], np.float32)
+        img[m] = rgb + rng.normal(0, 5, (int(m.sum()), 3))
+        ys, xs = np.nonzero(m)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        objects.append(SceneObject(colour, shape, box, m))
+    return Scene(np.clip(img, 0, 255).astype(np.uint8), objects)
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two (x0, y0, x1, y1) boxes; 0.0 when either is empty."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / ua) if ua > 0 else 0.0

@@ -1,0 +1,76 @@
+"""Data types shared by every engine, the ROS layer, the CLI and the benchmarks.
+
+A detector (host ONNX engine or the microcontroller backend) turns one RGB frame
+and one command into a :class:`DetectionResult`.  Keeping this contract in one
+plain module lets the node, the CLI and the bag benchmark treat engines alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Protocol, Sequence, Union
+
+import numpy as np
+
+
+@dataclass
+class Detection:
+    """One object found in a frame.
+
+    Attributes:
+        label: the target phrase this object answers ("red block").
+        score: calibrated match score in [0, 1]; higher is better.
+        box_xyxy: (x0, y0, x1, y1) in pixels of the *original* frame, float,
+            x1/y1 exclusive (a one-pixel box at (3, 4) is (3, 4, 4, 5)).
+        mask: optional HxW bool array aligned with the original frame.
+        target_index: index of the phrase in the parsed command's targets.
+    """
+
+    label: str
+    score: float
+    box_xyxy: tuple
+    mask: Optional[np.ndarray] = None
+    target_index: int = 0
+
+    @property
+    def center(self) -> tuple:
+        x0, y0, x1, y1 = self.box_xyxy
+        return ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+
+    @property
+    def size(self) -> tuple:
+        x0, y0, x1, y1 = self.box_xyxy
+        return (x1 - x0, y1 - y0)
+
+
+@dataclass
+class DetectionResult:
+    """What an engine returns for one frame and one command.
+
+    Attributes:
+        detections: best first.
+        targets: the target phrases the command was parsed into.
+        timings: seconds per stage, e.g. {"encoder": 0.17, "decoder": 0.2}.
+        work: counters, e.g. {"decoder_calls": 12, "crops": 9}.
+    """
+
+    detections: List[Detection] = field(default_factory=list)
+    targets: List[str] = field(default_factory=list)
+    timings: Dict[str, float] = field(default_factory=dict)
+    work: Dict[str, int] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    """What the ROS node and the benchmarks need from a detection engine."""
+
+    name: str
+
+    def detect(self, image: np.ndarray, command: Union[str, Sequence[str]], *,
+               score_threshold: Optional[float] = None,
+               max_detections: Optional[int] = None) -> DetectionResult:
+        """Detect the command's targets in an HxWx3 uint8 RGB frame."""
+        ...
+
+    def describe(self) -> Dict[str, str]:
+        """Backend and model names for diagnostics."""
+        ...
