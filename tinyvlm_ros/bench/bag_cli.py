@@ -1,0 +1,136 @@
+"""``tinyvlm bench make-bag`` and ``tinyvlm bench bag``: known-answer bags and bag replay benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from tinyvlm_ros.bench import bagio
+
+
+def register(subparsers: Any) -> None:
+    """Add ``make-bag`` and ``bag`` to the ``bench`` group."""
+    p = subparsers.add_parser("make-bag", help="write a ROS 2 bag of generated scenes with ground truth",
+                              description=_make_bag_doc())
+    p.add_argument("out", type=Path, help="bag directory to create (must not exist)")
+    p.add_argument("--storage", choices=bagio.STORAGES, default="mcap", help="bag storage (default mcap)")
+    p.add_argument("--compressed", action="store_true", help="CompressedImage (jpeg) instead of raw Image")
+    p.add_argument("--frames", type=int, default=30, help="number of frames (default 30)")
+    p.add_argument("--rate", type=float, default=10.0, help="frame rate of the stamps in Hz (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument("--command", default="pick the red block", help="text on /command (default %(default)r)")
+    p.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
+    p.add_argument("--encoding", choices=("rgb8", "bgr8", "mono8"), default="rgb8",
+                   help="raw image encoding (default rgb8)")
+    p.set_defaults(func=_cmd_make_bag)
+
+    p = subparsers.add_parser("bag", help="replay a bag through the detector (offline or live) and report",
+                              description="Replay a ROS 2 bag (sqlite3 or mcap, Image or CompressedImage) "
+                              "through the detector and write summary.json, frames.csv, report.md, plots and "
+                              "an output bag with the detections added on /tinyvlm/detections.")
+    p.add_argument("bag", type=Path, help="bag directory, .db3 or .mcap file")
+    p.add_argument("-c", "--command", help="command for every frame (default: the bag's /command)")
+    p.add_argument("--image-topic", help="image topic (default: the bag's only image topic)")
+    p.add_argument("--models", type=Path, help="model set directory (default: the cached default set)")
+    p.add_argument("--mode", choices=("fast", "thorough"), default="fast", help="engine mode (default fast)")
+    p.add_argument("--score-threshold", type=float, help="drop detections below this score")
+    p.add_argument("--max-detections", type=int, help="at most this many detections per frame")
+    p.add_argument("--live", action="store_true",
+                   help="play the bag over DDS into a running detect_node and record its detections")
+    p.add_argument("--rate", type=float, help="live: play at this frame rate instead of the recorded one")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--node-pid", type=int, help="live: pid of detect_node, to report its CPU and RSS")
+    p.add_argument("--wait-node", type=float, default=20.0,
+                   help="live: seconds to wait for detect_node's subscriptions (default 20)")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
+    p.set_defaults(func=_cmd_bag)
+
+
+def _make_bag_doc() -> str:
+    return ("Write a ROS 2 bag of generated table-top scenes: images on /camera/image_raw (or "
+            "/camera/image_raw/compressed), the command on /command and every object's exact box on "
+            "/ground_truth (vision_msgs/Detection2DArray). Each frame holds a red block.")
+
+
+def _parse_size(text: str) -> tuple:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 640x480, got {text!r}") from None
+    return w, h
+
+
+def _cmd_make_bag(args: argparse.Namespace) -> int:
+    from tinyvlm_ros.bench.make_bag import make_bag
+
+    w, h = _parse_size(args.size)
+    if args.out.exists():
+        raise ValueError(f"{args.out} exists; make-bag writes a new bag")
+    make_bag(args.out, storage=args.storage, compressed=args.compressed, frames=args.frames, rate=args.rate,
+             seed=args.seed, command=args.command, width=w, height=h, encoding=args.encoding)
+    topic = bagio.TOPIC_IMAGE_COMPRESSED if args.compressed else bagio.TOPIC_IMAGE
+    print(f"wrote {args.out} ({args.storage}, {args.frames} frames {w}x{h} at {args.rate:g} Hz on {topic}, "
+          f"/command, /ground_truth)")
+    return 0
+
+
+def resolve_model_dir(models: Optional[Path]) -> Path:
+    """The model set to use: ``--models``, else the cache's default set."""
+    if models is not None:
+        if not (Path(models) / "manifest.json").is_file():
+            raise FileNotFoundError(f"{models} is not a model set (no manifest.json)")
+        return Path(models)
+    try:
+        from tinyvlm_ros.models.registry import default_model_set_dir
+
+        default = default_model_set_dir()
+    except ImportError:
+        default = None
+    if default is not None and (default / "manifest.json").is_file():
+        return default
+    raise FileNotFoundError(f"no model set given and none at {default}; pass --models DIR "
+                            "(a known-answer set from tinyvlm_ros.models.testmodels works too)")
+
+
+def _cmd_bag(args: argparse.Namespace) -> int:
+    command_line = "tinyvlm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    if args.live:
+        from tinyvlm_ros.bench.live import run_live
+
+        summary = run_live(args.bag, args.out, command=args.command, image_topic=args.image_topic,
+                           rate=args.rate, max_frames=args.max_frames, node_pid=args.node_pid,
+                           wait_node_s=args.wait_node, write_bag=not args.no_bag, command_line=command_line)
+    else:
+        if args.rate is not None:
+            raise ValueError("--rate applies to --live replays; offline runs go as fast as the engine")
+        from tinyvlm_ros.bench.bag import run_offline
+        from tinyvlm_ros.engine.detector import Detector
+
+        engine = Detector.from_dir(resolve_model_dir(args.models), mode=args.mode)
+        summary = run_offline(args.bag, args.out, engine, command=args.command, image_topic=args.image_topic,
+                              max_frames=args.max_frames, score_threshold=args.score_threshold,
+                              max_detections=args.max_detections, write_bag=not args.no_bag,
+                              command_line=command_line)
+    print(headline(summary, args.out))
+    return 0
+
+
+def headline(summary: Dict[str, Any], out_dir: Path) -> str:
+    """Two lines a person reads at the end of a run."""
+    lat = summary["latency_ms"]
+    acc = ""
+    if summary.get("recall") is not None or summary.get("precision") is not None:
+        acc = (f", precision {_f(summary['precision'])}, recall {_f(summary['recall'])}, "
+               f"mean IoU {_f(summary['mean_iou'])}")
+    return (f"{summary['mode']}: {summary['processed']}/{summary['frames']} frames processed, "
+            f"{summary['dropped']} dropped, {summary['corrupt']} corrupt; latency p50 {_f(lat['p50'], 1)} ms "
+            f"p95 {_f(lat['p95'], 1)} ms; {_f(summary['throughput_fps'], 1)} fps{acc}\n"
+            f"report: {Path(out_dir) / 'report.md'}")
+
+
+def _f(v: Optional[float], nd: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{nd}f}"
