@@ -61,6 +61,13 @@ def command_from_bag(reader: bagio.BagReader, command: Optional[str]) -> str:
                      f"{bagio.TOPIC_COMMAND})")
 
 
+def check_bag(bag: Path, image_topic: Optional[str] = None, command: Optional[str] = None) -> Tuple[str, str]:
+    """Open ``bag`` and return (image topic, command), raising the errors a replay would meet first."""
+    with bagio.BagReader(Path(bag)) as reader:
+        topic, _ = choose_image_topic(reader, image_topic)
+        return topic, command_from_bag(reader, command)
+
+
 def prepare_out_dir(out_dir: Path) -> Path:
     """Create ``out_dir``; replace a previous run's output bag there, refuse to touch anything else."""
     out_dir = Path(out_dir)

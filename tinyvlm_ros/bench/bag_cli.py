@@ -96,6 +96,14 @@ def resolve_model_dir(models: Optional[Path]) -> Path:
                             "(a known-answer set from tinyvlm_ros.models.testmodels works too)")
 
 
+def _make_engine(args: argparse.Namespace) -> Any:
+    try:
+        from tinyvlm_ros.engine.detector import Detector
+    except ImportError as exc:
+        raise ValueError(f"the host detector engine is not available ({exc})") from None
+    return Detector.from_dir(resolve_model_dir(args.models), mode=args.mode)
+
+
 def _cmd_bag(args: argparse.Namespace) -> int:
     command_line = "tinyvlm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     if args.live:
@@ -107,11 +115,12 @@ def _cmd_bag(args: argparse.Namespace) -> int:
     else:
         if args.rate is not None:
             raise ValueError("--rate applies to --live replays; offline runs go as fast as the engine")
-        from tinyvlm_ros.bench.bag import run_offline
-        from tinyvlm_ros.engine.detector import Detector
+        from tinyvlm_ros.bench.bag import check_bag, run_offline
 
-        engine = Detector.from_dir(resolve_model_dir(args.models), mode=args.mode)
-        summary = run_offline(args.bag, args.out, engine, command=args.command, image_topic=args.image_topic,
+        # Bag problems are reported before the (slow) model load.
+        check_bag(args.bag, args.image_topic, args.command)
+        summary = run_offline(args.bag, args.out, _make_engine(args), command=args.command,
+                              image_topic=args.image_topic,
                               max_frames=args.max_frames, score_threshold=args.score_threshold,
                               max_detections=args.max_detections, write_bag=not args.no_bag,
                               command_line=command_line)
