@@ -42,14 +42,14 @@ def choose_image_topic(reader: bagio.BagReader, image_topic: Optional[str]) -> T
 
 
 def truth_topic(reader: bagio.BagReader) -> Optional[str]:
-    """The ground-truth topic when the bag has one of the right type."""
+    """Return the ground-truth topic when the bag has one of the right type, else None."""
     if reader.topics.get(bagio.TOPIC_GROUND_TRUTH) == bagio.DETECTION2D_ARRAY:
         return bagio.TOPIC_GROUND_TRUTH
     return None
 
 
 def command_from_bag(reader: bagio.BagReader, command: Optional[str]) -> str:
-    """The command given, else the first std_msgs/String on the bag's /command topic."""
+    """Return the command given, else the first std_msgs/String on the bag's /command topic."""
     if command:
         return command
     if reader.topics.get(bagio.TOPIC_COMMAND) == bagio.STRING:
@@ -81,7 +81,7 @@ def prepare_out_dir(out_dir: Path) -> Path:
 
 
 def progress_bar(total: Optional[int], desc: str) -> Any:
-    """A tqdm bar when stdout is a terminal, else None (logs and CI stay clean)."""
+    """Return a tqdm bar when stdout is a terminal, else None (logs and CI stay clean)."""
     if not sys.stdout.isatty():
         return None
     from tqdm import tqdm

@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--node-pid", type=int, help="live: pid of detect_node, to report its CPU and RSS")
     p.add_argument("--wait-node", type=float, default=20.0,
                    help="live: seconds to wait for detect_node's subscriptions (default 20)")
+    p.add_argument("--publish-topic", help="live: publish images here (default: the bag's image topic)")
+    p.add_argument("--command-topic", default="/command",
+                   help="live: the node's command topic (default /command)")
+    p.add_argument("--detections-topic", default="/detections",
+                   help="live: the node's detections topic (default /detections)")
+    p.add_argument("--answer-timeout", type=float, default=10.0,
+                   help="live: a frame unanswered after this many seconds counts as dropped (default 10)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     p.set_defaults(func=_cmd_bag)
@@ -79,7 +86,7 @@ def _cmd_make_bag(args: argparse.Namespace) -> int:
 
 
 def resolve_model_dir(models: Optional[Path]) -> Path:
-    """The model set to use: ``--models``, else the cache's default set."""
+    """Return the model set to use: ``--models``, else the cache's default set."""
     if models is not None:
         if not (Path(models) / "manifest.json").is_file():
             raise FileNotFoundError(f"{models} is not a model set (no manifest.json)")
@@ -110,6 +117,8 @@ def _cmd_bag(args: argparse.Namespace) -> int:
         from tinyvlm_ros.bench.live import run_live
 
         summary = run_live(args.bag, args.out, command=args.command, image_topic=args.image_topic,
+                           publish_topic=args.publish_topic, command_topic=args.command_topic,
+                           detections_topic=args.detections_topic, answer_timeout_s=args.answer_timeout,
                            rate=args.rate, max_frames=args.max_frames, node_pid=args.node_pid,
                            wait_node_s=args.wait_node, write_bag=not args.no_bag, command_line=command_line)
     else:

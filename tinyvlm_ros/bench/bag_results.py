@@ -191,7 +191,7 @@ class ResultSink:
 
     def summary(self, *, mode: str, bag: Path, image_topic: str, engine: Dict[str, str], wall_s: float,
                 cpu_s: float, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        """The run's summary.json content."""
+        """Return the run's summary.json content."""
         frames = sum(self.counts.values())
         processed = self.counts["ok"]
         lat = {f"p{q}": _round(percentile(self.latency_ms, q)) for q in (50, 95, 99)}

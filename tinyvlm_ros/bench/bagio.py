@@ -119,7 +119,7 @@ def stamp_ns(stamp: Any) -> int:
 
 
 def make_header(store: "Typestore", t_ns: int, frame_id: str = "camera") -> Any:
-    """A ``std_msgs/Header`` stamped ``t_ns``."""
+    """Build a ``std_msgs/Header`` stamped ``t_ns``."""
     Time = store.types["builtin_interfaces/msg/Time"]
     Header = store.types["std_msgs/msg/Header"]
     return Header(stamp=Time(sec=int(t_ns // 1_000_000_000), nanosec=int(t_ns % 1_000_000_000)),
