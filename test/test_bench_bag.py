@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 from bag_engines import RedBlockEngine  # noqa: E402
 
