@@ -13,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bag_engines import RedBlockEngine
 
-
-from bag_engines import RedBlockEngine  # noqa: E402
-
-from tinyvlm_ros import cli  # noqa: E402
-from tinyvlm_ros.bench import bagio  # noqa: E402
-from tinyvlm_ros.bench.bag import run_offline  # noqa: E402
-from tinyvlm_ros.bench.make_bag import START_NS, make_bag  # noqa: E402
-from tinyvlm_ros.types import Detection  # noqa: E402
+from tinyvlm_ros import cli
+from tinyvlm_ros.bench import bagio
+from tinyvlm_ros.bench.bag import run_offline
+from tinyvlm_ros.bench.make_bag import START_NS, make_bag
+from tinyvlm_ros.types import Detection
 
 COMBOS = [("sqlite3", False), ("sqlite3", True), ("mcap", False), ("mcap", True)]
 IDS = ["sqlite3-raw", "sqlite3-compressed", "mcap-raw", "mcap-compressed"]
