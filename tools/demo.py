@@ -1,54 +1,168 @@
-"""``make demo``: start a camera stand-in and show messages flowing.
+"""``make demo``: replay a demo bag live through detect_node and print the detections as they arrive.
 
-Until the detector lands this starts ``scene_publisher`` and prints the
-ground-truth detections it publishes; the full demo replays a bag through
-``detect_node``.
+Steps, each idempotent and each wait bounded:
+1. models: the real model set from the cache when it has been fetched and
+   exported, otherwise the generated known-answer set (said plainly);
+2. a demo bag of generated scenes with known answers (out/demo/bag);
+3. detect_node started as its own process on the bag's topics;
+4. the bag played over DDS with the standing command "pick the red block",
+   detections printed as they come back;
+5. the report (out/demo/run/report.md) and its headline numbers.
+
+Run it with the ROS environment sourced and the package installed (``make
+demo`` does both).  Ctrl-C stops the replay and the node cleanly.
 """
 
+from __future__ import annotations
+
+import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = "pick the red block"
 
 
-def main() -> int:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from vision_msgs.msg import Detection2DArray
+def say(text: str) -> None:
+    print(f"[demo] {text}", flush=True)
 
-    from ament_index_python.packages import get_package_prefix
 
-    exe = Path(get_package_prefix("tinyvlm_ros")) / "lib" / "tinyvlm_ros" / "scene_publisher"
-    proc = subprocess.Popen([str(exe), "--ros-args", "-p", "rate_hz:=2.0"], start_new_session=True)
-    got = []
-    rclpy.init()
-    node = rclpy.create_node("tinyvlm_demo")
-    node.create_subscription(Detection2DArray, "ground_truth", got.append, 10)
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
-    deadline = time.monotonic() + 30
-    shown = 0
+def pick_models(cache: Optional[Path]) -> Tuple[Path, str]:
+    """Return (model set dir, description): real ones if exported in the cache, else known-answer ones."""
+    real = None
     try:
-        while len(got) < 3 and time.monotonic() < deadline and proc.poll() is None:
-            ex.spin_once(timeout_sec=0.1)
-            for msg in got[shown:]:
-                shown += 1
-                objs = ", ".join(f"{d.results[0].hypothesis.class_id} at "
-                                 f"({d.bbox.center.position.x:.0f}, {d.bbox.center.position.y:.0f})"
-                                 for d in msg.detections)
-                print(f"[demo] frame {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}: {objs}")
-    finally:
+        from tinyvlm_ros.models.registry import cache_dir, default_model_set_dir
+
+        real = default_model_set_dir(cache)
+        base = cache_dir(cache)
+    except ImportError:
+        base = cache or Path.home() / ".cache" / "tinyvlm_ros"
+    if real is not None and (real / "manifest.json").is_file():
+        return real, f"real models from the cache: {real}"
+    from tinyvlm_ros.models.testmodels import make_known_answer_set
+
+    ka = Path(base) / "sets" / "known-answer"
+    if not (ka / "manifest.json").is_file():
+        if ka.exists():
+            shutil.rmtree(ka)
+        made = make_known_answer_set(ka)
+        ka = Path(made) if made else ka
+    where = real if real is not None else "the cache"
+    return ka, (f"GENERATED KNOWN-ANSWER models at {ka} (no real model set at {where}; "
+                "`tinyvlm models --help` shows how to fetch and export the real ones)")
+
+
+def detect_node_exe() -> Path:
+    """Return the installed detect_node (what `ros2 run tinyvlm_ros detect_node` runs)."""
+    env = os.environ.get("TINYVLM_INSTALL_PREFIX")
+    if env:
+        prefix = Path(env)
+    else:
+        try:
+            from ament_index_python.packages import get_package_prefix
+
+            prefix = Path(get_package_prefix("tinyvlm_ros"))
+        except Exception:  # not sourced: fall back to the colcon install next to the sources
+            prefix = ROOT / "install" / "tinyvlm_ros"
+    exe = prefix / "lib" / "tinyvlm_ros" / "detect_node"
+    if not exe.exists():
+        raise FileNotFoundError(f"{exe} not found: run `make build` (colcon build) first")
+    return exe
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGINT the node's process group, then SIGKILL it if it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    try:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=10)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    if not got:
-        print("[demo] error: no message arrived within 30 s", file=sys.stderr)
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        say(f"detect_node ignored SIGINT for {timeout_s:g} s; killing it")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: Optional[list] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "demo", help="output directory")
+    ap.add_argument("--frames", type=int, default=50, help="frames in the demo bag (default 50)")
+    ap.add_argument("--rate", type=float, default=5.0, help="replay rate in Hz (default 5)")
+    ap.add_argument("--models", type=Path, help="model set to use instead of choosing one")
+    ap.add_argument("--cache", type=Path,
+                    help="model cache (default $TINYVLM_MODELS or ~/.cache/tinyvlm_ros)")
+    ap.add_argument("--wait-node", type=float, default=120.0,
+                    help="seconds to wait for detect_node (default 120)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # the demo talks to itself only
+
+    from tinyvlm_ros.bench import bagio
+    from tinyvlm_ros.bench.bag_cli import headline
+    from tinyvlm_ros.bench.live import detect_node_args, run_live
+    from tinyvlm_ros.bench.make_bag import make_bag
+
+    t0 = time.monotonic()
+    if args.models:
+        models, what = args.models, f"models given: {args.models}"
+    else:
+        models, what = pick_models(args.cache)
+    say(f"models: {what}")
+
+    out = args.out
+    bag = out / "bag"
+    if bag.exists():
+        shutil.rmtree(bag)
+    out.mkdir(parents=True, exist_ok=True)
+    # Compressed frames: what robots send across a network, and small enough that best-effort
+    # DDS delivers them whole.
+    make_bag(bag, storage="mcap", compressed=True, frames=args.frames, rate=args.rate, command=COMMAND)
+    say(f"demo bag: {bag} ({args.frames} generated scenes at {args.rate:g} Hz, each with one red block)")
+
+    exe = detect_node_exe()
+    ros_args = detect_node_args(bagio.TOPIC_IMAGE_COMPRESSED, models, compressed=True)
+    log_path = out / "detect_node.log"
+    say(f"starting {exe.name} --ros-args {' '.join(ros_args)}  (log: {log_path})")
+    with open(log_path, "wb") as log:
+        node = subprocess.Popen([str(exe), "--ros-args", *ros_args], stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    shown = {"n": 0}
+
+    def show(o) -> None:
+        shown["n"] += 1
+        objs = ", ".join(f"{d.label} {d.score:.2f} at ({d.center[0]:.0f}, {d.center[1]:.0f}) "
+                         f"{d.size[0]:.0f}x{d.size[1]:.0f}" for d in o.detections) or "nothing"
+        say(f"frame {o.index:3d}  {o.latency_s * 1e3:7.1f} ms  {objs}")
+
+    try:
+        say(f"replaying live with the standing command {COMMAND!r} (waiting up to {args.wait_node:g} s "
+            "for the node to load its models)")
+        summary = run_live(bag, out / "run", command=COMMAND, rate=args.rate, node_pid=node.pid,
+                           wait_node_s=args.wait_node, answer_timeout_s=30.0, on_detections=show,
+                           node_alive=lambda: node.poll() is None,
+                           command_line="python tools/demo.py " + " ".join(argv or sys.argv[1:]))
+    except (TimeoutError, ValueError, FileNotFoundError) as exc:
+        say(f"error: {exc}")
+        tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+        if tail:
+            print(f"--- last lines of {log_path} ---\n{tail}", file=sys.stderr)
         return 1
-    print(f"[demo] {len(got)} messages received over DDS")
-    return 0
+    except KeyboardInterrupt:
+        say("interrupted; stopping detect_node")
+        return 130
+    finally:
+        stop(node)
+    print(headline(summary, out / "run"))
+    say(f"models: {what}")
+    say(f"done in {time.monotonic() - t0:.0f} s; detections flowed for {shown['n']} frames")
+    return 0 if summary["processed"] > 0 else 1
 
 
 if __name__ == "__main__":

@@ -278,9 +278,11 @@ def _ros_up() -> Any:
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import Image  # noqa: F401  (checked here so the message is clear)
+        from vision_msgs.msg import Detection2DArray  # noqa: F401
     except ImportError as exc:
-        raise ValueError(f"--live needs ROS 2 (rclpy): source tools/ros_env/env.sh or your ROS setup "
-                         f"({exc})") from None
+        raise ValueError(f"--live needs ROS 2 (rclpy, vision_msgs): source tools/ros_env/env.sh or your "
+                         f"ROS setup ({exc})") from None
     ctx = Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node(f"tinyvlm_bag_player_{os.getpid()}", context=ctx)
