@@ -147,7 +147,7 @@ class Detector:
         timings["resize"] = time.perf_counter() - t0
         seg = self.segmenter.generate(work_img, mode, key=key)
         timings.update(seg.timings)
-        work["encoder_calls"] = 0 if seg.timings.get("encoder", 0.0) == 0.0 else 1
+        work["encoder_calls"] = 0 if seg.encoder_reused else 1
         work["decoder_calls"] = seg.decoder_calls
         work["masks"] = len(seg.candidates)
         t0 = time.perf_counter()

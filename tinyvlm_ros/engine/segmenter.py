@@ -69,6 +69,7 @@ class Segmentation:
     frame_shape: Tuple[int, int]
     scale: float  # S-frame pixels per frame pixel
     decoder_calls: int = 0
+    encoder_reused: bool = False
     timings: Dict[str, float] = field(default_factory=dict)
 
 
@@ -356,7 +357,7 @@ class SamSegmenter:
             cands = [cands[i] for i in box_nms(boxes, scores, box_nms_thresh)]
         timings["decoder"] = time.perf_counter() - t1 - timings.get("saliency", 0.0)
         return Segmentation(candidates=cands, frame_shape=tuple(frame_hw), scale=scale, decoder_calls=calls,
-                            timings=timings)
+                            encoder_reused=reused, timings=timings)
 
     def _clean(self, logits: np.ndarray, small_cells: float) -> np.ndarray:
         if small_cells <= 0:
@@ -400,10 +401,12 @@ class SamSegmenter:
             masks, ious = self.decode(emb, points * scale)
             calls += len(points)
             stab = stability_score(masks)
+            # best multimask output per prompt among the stable ones (SAM picks by predicted IoU)
+            ok = (ious >= iou_thresh) & (stab >= stab_thresh)
             for bi in range(len(points)):
-                best = int(np.argmax(ious[bi]))
-                if ious[bi, best] < iou_thresh or stab[bi, best] < stab_thresh:
+                if not ok[bi].any():
                     continue
+                best = int(np.argmax(np.where(ok[bi], ious[bi], -1.0)))
                 logits = self._clean(masks[bi, best], small_cells)
                 on = logits > 0
                 if not on.any():
