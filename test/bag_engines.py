@@ -1,11 +1,13 @@
-"""A cheap, real engine for bag-tool tests: finds filled red squares by colour, no models needed."""
+"""Helpers for bag-tool tests: a cheap real engine (red squares by colour) and bag surgery."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
+from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.types import Detection, DetectionResult
 
 
@@ -45,3 +47,19 @@ class RedBlockEngine:
     def describe(self) -> Dict[str, str]:
         """Backend name for reports."""
         return {"backend": "test", "model": self.name}
+
+
+def corrupt_copy(src: Path, dst: Path, corrupt_index: int) -> None:
+    """Copy a compressed bag, replacing one frame's JPEG bytes by garbage."""
+    with bagio.BagReader(src) as r, bagio.BagWriter(dst, storage=r.storage, store=r.store) as w:
+        for c in r.connections:
+            w.add_like(c)
+        i = 0
+        for c, t, d in r.raw():
+            if c.topic == bagio.TOPIC_IMAGE_COMPRESSED:
+                if i == corrupt_index:
+                    msg = r.decode(c, d)
+                    msg.data = np.frombuffer(b"\xff\xd8garbage" * 10, np.uint8)
+                    d = r.store.serialize_cdr(msg, c.msgtype)
+                i += 1
+            w.write_raw(c.topic, t, d)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bag_engines import RedBlockEngine
+from bag_engines import RedBlockEngine, corrupt_copy
 
 from tinyvlm_ros import cli
 from tinyvlm_ros.bench import bagio
@@ -266,25 +266,9 @@ def test_not_a_bag(tmp_path, capsys):
     assert rc == 2 and "does not exist" in err
 
 
-def _corrupt_copy(src: Path, dst: Path, corrupt_index: int) -> None:
-    """Copy a compressed bag, replacing one frame's JPEG bytes by garbage."""
-    with bagio.BagReader(src) as r, bagio.BagWriter(dst, storage=r.storage, store=r.store) as w:
-        for c in r.connections:
-            w.add_like(c)
-        i = 0
-        for c, t, d in r.raw():
-            if c.topic == bagio.TOPIC_IMAGE_COMPRESSED:
-                if i == corrupt_index:
-                    msg = r.decode(c, d)
-                    msg.data = np.frombuffer(b"\xff\xd8garbage" * 10, np.uint8)
-                    d = r.store.serialize_cdr(msg, c.msgtype)
-                i += 1
-            w.write_raw(c.topic, t, d)
-
-
 def test_corrupt_compressed_frame_is_skipped_and_counted(bags, tmp_path, capsys):
     bad = tmp_path / "corrupt"
-    _corrupt_copy(bags[("mcap", True)], bad, corrupt_index=2)
+    corrupt_copy(bags[("mcap", True)], bad, corrupt_index=2)
     s = run_offline(bad, tmp_path / "o", RedBlockEngine())
     err = capsys.readouterr().err
     assert s["corrupt"] == 1 and s["processed"] == FRAMES - 1 and s["frames"] == FRAMES

@@ -97,3 +97,26 @@ def test_live_replay_into_detect_node(detect_node_exe, models, tmp_path, storage
     # detections in the output bag carry the bag's own image stamps
     ok_stamps = sorted(int(row["stamp_ns"]) for row in rows if row["status"] == "ok")
     assert sorted(bagio.stamp_ns(m.header.stamp) for m in dets) == ok_stamps
+
+
+def test_live_corrupt_frame_is_counted_and_the_node_goes_on(detect_node_exe, models, tmp_path):
+    import ros_helpers
+    from bag_engines import corrupt_copy
+    from tinyvlm_ros.bench.live import detect_node_args, run_live
+
+    good = make_bag(tmp_path / "good", storage="mcap", compressed=True, frames=FRAMES, rate=RATE_HZ,
+                    width=320, height=240)
+    bag = tmp_path / "bad"
+    corrupt_copy(good, bag, corrupt_index=4)
+    node = ros_helpers.start_node("detect_node", detect_node_args(bagio.TOPIC_IMAGE_COMPRESSED, models,
+                                                                  compressed=True),
+                                  log_path=tmp_path / "node.log")
+    try:
+        s = run_live(bag, tmp_path / "out", wait_node_s=60.0, answer_timeout_s=15.0,
+                     node_alive=lambda: node.poll() is None)
+        alive_after = node.poll() is None
+    finally:
+        rc = ros_helpers.stop_node(node)
+    assert alive_after and rc == 0, ros_helpers.node_log(node)[-2000:]
+    assert s["corrupt"] == 1 and s["frames"] == FRAMES
+    assert s["processed"] >= FRAMES - 3 and s["recall"] >= 0.7, s

@@ -218,9 +218,16 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                                               error=str(exc)))
                         index += 1
                         continue
+                    problem = _undecodable(msg) if compressed else ""
                     sent_ns = time.time_ns()
                     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(sent_ns, 1_000_000_000)
-                    pending[sent_ns] = _Sent(index, stamp_in_bag, log_ns, sent_ns)
+                    if problem:
+                        # Sent all the same (the node must shrug it off) but no answer is expected.
+                        sink.add(FrameOutcome(index=index, stamp_ns=stamp_in_bag, log_ns=log_ns,
+                                              status="corrupt", error=problem))
+                        _say(f"frame {index}: {problem} (sent anyway, counted as corrupt)")
+                    else:
+                        pending[sent_ns] = _Sent(index, stamp_in_bag, log_ns, sent_ns)
                     image_pub.publish(msg)
                     index += 1
                     expire()
@@ -334,6 +341,15 @@ def _wait_for_node(node: Any, executor: Any, command_pub: Any, detections_topic:
     if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
         return ReliabilityPolicy.RELIABLE
     return ReliabilityPolicy.BEST_EFFORT
+
+
+def _undecodable(msg: Any) -> str:
+    """Return why a CompressedImage does not decode, or "" when it does (same check as offline)."""
+    try:
+        bagio.compressed_to_rgb(msg)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def _largest_image_bytes(reader: bagio.BagReader, topic: str) -> int:
