@@ -310,3 +310,11 @@ def test_long_replay_runs_in_flat_memory(tmp_path, storage, frames):
     # 10,000 64x48 frames are ~90 MB of images, so holding them would show.
     warm = rss[frames // 10]
     assert max(rss) - warm < 25.0, (warm, max(rss))
+
+
+def test_engine_failure_keeps_results_and_surfaces(bags, tmp_path):
+    with pytest.raises(RuntimeError):
+        run_offline(bags[("mcap", True)], tmp_path / "o", RedBlockEngine(fail_at=2, exc=RuntimeError))
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["status"] == "error" and "RuntimeError" in s["error"] and s["processed"] == 2
+    assert len(_read_topic(tmp_path / "o" / "bag", bagio.TOPIC_DETECTIONS)) == 2

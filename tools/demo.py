@@ -166,4 +166,8 @@ def main(argv: Optional[list] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # during set-up, before any node was started
+        say("interrupted")
+        sys.exit(130)

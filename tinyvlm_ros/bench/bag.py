@@ -177,6 +177,9 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
         except bagio.BagError as exc:
             status = "bag-error"
             error = exc
+        except Exception as exc:  # an engine failure: keep what was done, then let it surface
+            status = "error"
+            error = exc
         finally:
             settle(None)
             wall, cpu = time.perf_counter() - t0, _cpu_s(proc) - cpu0
@@ -185,12 +188,13 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
             sink.close()
             if out_bag is not None:
                 out_bag.__exit__(None, None, None)
+        failure = f"{type(error).__name__}: {error}" if error and status != "interrupted" else None
         summary = sink.summary(mode="offline", bag=bag, image_topic=topic, engine=_describe(engine),
                                wall_s=wall, cpu_s=cpu,
                                extra={"status": status, "command_line": command_line,
                                       "storage": reader.storage,
                                       "output_bag_name": "bag/" if write_bag else None,
-                                      "error": str(error) if error and status == "bag-error" else None})
+                                      "error": failure})
     write_json(out_dir / "summary.json", summary)
     write_report(summary, sink, out_dir)
     if error is not None:

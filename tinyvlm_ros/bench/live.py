@@ -102,6 +102,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
 
             from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                                    qos_profile_sensor_data)
+            from rclpy.executors import ExternalShutdownException
             from rclpy.serialization import deserialize_message
             from sensor_msgs.msg import CompressedImage, Image
             from std_msgs.msg import String
@@ -239,9 +240,10 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                     executor.spin_once(timeout_sec=0.05)
                     if time.monotonic() - stats["answered_at"] > answer_timeout_s:
                         break
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, ExternalShutdownException):
+                # Ctrl-C: rclpy's own handler may shut the context down before Python raises.
                 status, error = "interrupted", KeyboardInterrupt()
-            except (bagio.BagError, TimeoutError) as exc:
+            except Exception as exc:  # bag damage, a vanished node, anything: keep what was done
                 status, error = "error", exc
             finally:
                 for sent in list(pending.values()):
@@ -258,7 +260,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 "output_bag_name": "bag/" if write_bag else None, "published_on": pub_topic,
                 "detections_topic": detections_topic, "rate_hz": rate,
                 "unmatched_answers": stats["unmatched"],
-                "error": str(error) if error and status == "error" else None,
+                "error": f"{type(error).__name__}: {error}" if error and status == "error" else None,
                 "note": "latency = detections receive time - image stamp (set at publish); "
                         "cpu_percent and peak_rss_mb are this player's; node_* are detect_node's",
             }
