@@ -16,6 +16,7 @@ demo`` does both).  Ctrl-C stops the replay and the node cleanly.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -44,7 +45,10 @@ def pick_models(cache: Optional[Path]) -> Tuple[Path, str]:
     except ImportError:
         base = cache or Path.home() / ".cache" / "tinyvlm_ros"
     if real is not None and (real / "manifest.json").is_file():
-        return real, f"real models from the cache: {real}"
+        kind = json.loads((real / "manifest.json").read_text()).get("kind", "?")
+        if kind == "real":
+            return real, f"REAL models from the cache: {real}"
+        say(f"the cache's default set at {real} is of kind {kind!r}, not real; not using it")
     from tinyvlm_ros.models.testmodels import make_known_answer_set
 
     ka = Path(base) / "sets" / "known-answer"
