@@ -120,3 +120,20 @@ def test_live_corrupt_frame_is_counted_and_the_node_goes_on(detect_node_exe, mod
     assert alive_after and rc == 0, ros_helpers.node_log(node)[-2000:]
     assert s["corrupt"] == 1 and s["frames"] == FRAMES
     assert s["processed"] >= FRAMES - 3 and s["recall"] >= 0.7, s
+
+
+def test_demo_shows_detections_flowing(detect_node_exe, models, tmp_path):
+    import subprocess
+    import sys
+
+    import ros_helpers
+
+    ros_helpers.isolated_domain()
+    demo = ros_helpers.SOURCE_DIR / "tools" / "demo.py"
+    res = subprocess.run([sys.executable, str(demo), "--frames", "10", "--rate", "4",
+                          "--out", str(tmp_path / "demo"), "--models", str(models), "--wait-node", "60"],
+                         capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("[demo] frame") >= 5 and "red block" in res.stdout
+    assert "report:" in res.stdout and (tmp_path / "demo" / "run" / "report.md").exists()
+    assert "[demo] models:" in res.stdout
