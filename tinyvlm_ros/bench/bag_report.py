@@ -98,6 +98,16 @@ def render_markdown(summary: Dict[str, Any], plots: List[str]) -> str:
         f"| {_fmt(summary['peak_rss_mb'], ' MiB', 0)} |",
         "",
     ]
+    if summary["mode"] == "live":
+        rate = _fmt(summary.get("rate_hz"), " Hz") if summary.get("rate_hz") else "the recorded rate"
+        lines += [f"Live over DDS into detect_node at {rate}; "
+                  "latency is detections received minus the image stamp set at publish; a frame the node "
+                  "skipped while busy counts as dropped.  CPU and RSS above are the player's; "
+                  f"detect_node's: CPU {_fmt(summary.get('node_cpu_percent'), ' %', 0)}, "
+                  f"peak RSS {_fmt(summary.get('node_peak_rss_mb'), ' MiB', 0)}.", ""]
+    else:
+        lines += ["Offline: frames straight into the engine as fast as it goes; latency is decode + detect.",
+                  ""]
     gt = summary.get("ground_truth")
     if gt:
         lines += [
