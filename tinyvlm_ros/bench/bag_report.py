@@ -28,6 +28,7 @@ def write_plots(sink: ResultSink, out_dir: Path, title: str = "") -> List[str]:
     lat_idx = np.frombuffer(sink.latency_index, np.int64) if len(sink.latency_index) else np.zeros(0)
     ndet_idx = np.frombuffer(sink.ok_index, np.int64) if len(sink.ok_index) else np.zeros(0)
     ndet = np.frombuffer(sink.n_dets, np.int64) if len(sink.n_dets) else np.zeros(0)
+    lost = np.frombuffer(sink.lost_index, np.int64) if len(sink.lost_index) else np.zeros(0)
     written = []
 
     fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
@@ -60,12 +61,21 @@ def write_plots(sink: ResultSink, out_dir: Path, title: str = "") -> List[str]:
     written.append(PLOTS["histogram"])
 
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
+    top = max(1, int(ndet.max())) if ndet.size else 1
     if ndet.size:
-        ax.step(ndet_idx, ndet, where="mid", color="tab:green", lw=0.9)
-        ax.set_ylim(-0.2, max(1, int(ndet.max())) + 0.5)
+        # markers, not a line: a line would draw over the frames that got no answer
+        ax.plot(ndet_idx, ndet, ".", ms=3 if ndet.size > 500 else 5, color="tab:green", label="processed")
+    if lost.size:
+        ax.plot(lost, np.full(lost.size, -0.3), "x", ms=3 if lost.size > 500 else 5, color="tab:red",
+                label=f"dropped/corrupt ({lost.size})")
+    if ndet.size or lost.size:
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_ylim(-0.6, top + 0.6)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("frame")
     ax.set_ylabel("detections")
-    ax.set_title("Detections per processed frame")
+    ax.set_title("Detections per frame")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out_dir / PLOTS["detections"])

@@ -122,6 +122,7 @@ class ResultSink:
         self.latency_ms = array("d")
         self.latency_index = array("q")
         self.ok_index = array("q")
+        self.lost_index = array("q")    # dropped or corrupt frames, for the plots
         self.n_dets = array("q")
         self.rss_mb = array("d")
         self.tp = self.fp = self.fn = 0
@@ -150,6 +151,8 @@ class ResultSink:
             row.update(best_label=best.label, best_score=f"{best.score:.4f}",
                        **{k: f"{v:.1f}" for k, v in zip(("best_x0", "best_y0", "best_x1", "best_y1"),
                                                         best.box_xyxy)})
+        if o.status != "ok":
+            self.lost_index.append(o.index)
         if o.status == "ok":
             self.ok_index.append(o.index)
             self.n_dets.append(len(o.detections))
