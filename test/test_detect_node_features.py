@@ -141,7 +141,8 @@ def test_lifecycle_recovers_after_a_failed_configure(models, tmp_path):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    proc = start_node("detect_node", ["--params-file", _params_file(), "-p", f"model_dir:={tmp_path / 'nope'}"],
+    proc = start_node("detect_node",
+                      ["--params-file", _params_file(), "-p", f"model_dir:={tmp_path / 'nope'}"],
                       log_path=tmp_path / "detect_node.log")
     try:
         with ros_node() as n:

@@ -15,8 +15,9 @@ def test_pip_builds_a_wheel_with_the_core_and_the_cli(tmp_path):
         shutil.copy(SOURCE_DIR / name, src / name)
     shutil.copytree(SOURCE_DIR / "tinyvlm_ros", src / "tinyvlm_ros",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                          "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+           "-w", str(tmp_path / "dist"), str(src)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("tinyvlm_ros-*.whl")
     with zipfile.ZipFile(wheel) as zf:
