@@ -102,7 +102,7 @@ def logits_to_frame(logits: np.ndarray, scale: float, region: Tuple[int, int, in
 
 
 def stability_score(logits: np.ndarray, offset: float = 1.0) -> np.ndarray:
-    """SAM's stability score of [..., L, L] logits at threshold 0: IoU of masks at +offset and -offset."""
+    """Compute SAM's stability score of [..., L, L] logits: IoU of the masks at +offset and -offset."""
     inter = (logits > offset).sum(axis=(-1, -2)).astype(np.float32)
     union = (logits > -offset).sum(axis=(-1, -2)).astype(np.float32)
     return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
@@ -178,7 +178,7 @@ def saliency_points(image: np.ndarray, max_points: int = 24, thumb: int = 128,
 
 
 def grid_points(width: int, height: int, n_per_side: int) -> np.ndarray:
-    """SAM's point grid: cell centres of an n x n grid over the frame, [n*n, 2] (x, y) in pixels."""
+    """Make SAM's point grid: cell centres of an n x n grid over the frame, [n*n, 2] (x, y) pixels."""
     offset = 1.0 / (2 * n_per_side)
     side = np.linspace(offset, 1 - offset, n_per_side)
     xs, ys = np.meshgrid(side * width, side * height)
