@@ -216,3 +216,31 @@ def test_engine_protocol(det):
     assert det.name
     info = det.describe()
     assert info["kind"] == "known-answer" and info["mode"] == "fast"
+
+
+def test_static_scene_reuses_the_image_embedding(model_dir):
+    det = Detector.from_dir(model_dir)
+    scene = make_scene(16, labels=["green block", "orange ball", "blue triangle"])
+    first = det.detect(scene.image, "pick the green block")
+    assert first.work["encoder_calls"] == 1
+    noise = np.random.default_rng(1).integers(-2, 3, scene.image.shape)
+    noisy = np.clip(scene.image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    second = det.detect(noisy, "pick the orange ball")
+    assert second.work["cache_hit"] == 0 and second.work["encoder_calls"] == 0
+    assert second.work["decoder_calls"] > 0  # masks are still made for the new frame
+    assert box_iou(second.detections[0].box_xyxy, scene.find("orange ball")[0].box_xyxy) >= 0.7
+    moved = make_scene(17, labels=["green block", "orange ball", "blue triangle"])
+    third = det.detect(moved.image, "pick the orange ball")
+    assert third.work["encoder_calls"] == 1
+    assert box_iou(third.detections[0].box_xyxy, moved.find("orange ball")[0].box_xyxy) >= 0.7
+    strict = Detector.from_dir(model_dir, static_tolerance=None)
+    strict.detect(scene.image, "pick the green block")
+    assert strict.detect(noisy, "pick the green block").work["encoder_calls"] == 1
+
+
+def test_graph_with_the_wrong_interface(model_dir, tmp_path):
+    broken = tmp_path / "swapped"
+    shutil.copytree(model_dir, broken)
+    shutil.copy(model_dir / "clip_visual.onnx", broken / "clip_text.onnx")
+    with pytest.raises(ValueError, match=r"clip_text\.onnx.*interface.*input_ids"):
+        Detector.from_dir(broken, verify_hashes=False)
