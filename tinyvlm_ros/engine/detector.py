@@ -18,6 +18,7 @@ target (as spoken), then rank.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -106,6 +107,8 @@ class Detector:
         self.matcher = ClipMatcher(model_set.clip, threads, matryoshka_dim)
         self._cache: "OrderedDict[tuple, _FrameEntry]" = OrderedDict()
         self._cache_frames = max(1, int(cache_frames))
+        # the frame cache and ORT sessions are shared state: one detect() at a time
+        self._lock = threading.Lock()
         if static_tolerance is not None and static_tolerance < 0:
             raise ValueError(f"static_tolerance must be >= 0 or None, got {static_tolerance}")
         self.static_tolerance = static_tolerance
@@ -266,6 +269,11 @@ class Detector:
         mode = self.mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        with self._lock:
+            return self._detect(image, parsed, thr, max_detections, mode, return_masks, t_start)
+
+    def _detect(self, image: np.ndarray, parsed: ParsedCommand, thr: float, max_detections: Optional[int],
+                mode: str, return_masks: bool, t_start: float) -> DetectionResult:
         timings: Dict[str, float] = {}
         work: Dict[str, int] = {"decoder_calls": 0, "crops": 0, "masks": 0, "encoder_calls": 0}
         entry = self._frame(image, mode, work, timings)
