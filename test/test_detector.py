@@ -244,3 +244,27 @@ def test_graph_with_the_wrong_interface(model_dir, tmp_path):
     shutil.copy(model_dir / "clip_visual.onnx", broken / "clip_text.onnx")
     with pytest.raises(ValueError, match=r"clip_text\.onnx.*interface.*input_ids"):
         Detector.from_dir(broken, verify_hashes=False)
+
+
+def test_segmenter_options_reach_the_segmenter(model_dir):
+    scene = make_scene(18, n_objects=4)
+    coarse = Detector.from_dir(model_dir, segmenter_options={"fast_grid": 2, "fast_max_salient": 2})
+    r = coarse.detect(scene.image, "pick the block")
+    assert r.work["decoder_calls"] <= 2 + 4
+    with pytest.raises(ValueError, match="unknown segmenter_options"):
+        Detector.from_dir(model_dir, segmenter_options={"grid": 3})
+
+
+def test_known_answer_manifest(model_dir):
+    import json
+
+    from tinyvlm_ros.models.manifest import load_manifest, sha256_file
+    doc = json.loads((model_dir / "manifest.json").read_text())
+    assert doc["kind"] == "known-answer" and doc["format"] == 1
+    assert set(doc["files"]) == {"sam_encoder.onnx", "sam_decoder.onnx", "clip_visual.onnx", "clip_text.onnx",
+                                 "bpe_vocab.txt.gz"}
+    for name, digest in doc["files"].items():
+        assert sha256_file(model_dir / name) == digest
+    ms = load_manifest(model_dir)
+    assert ms.sam.input_size == 16 * ms.sam.embed_size
+    assert ms.clip.context_length == 77

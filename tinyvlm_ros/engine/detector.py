@@ -18,6 +18,7 @@ target (as spoken), then rank.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
 import time
 from collections import OrderedDict
@@ -85,6 +86,8 @@ class Detector:
             differs from it by at most this many grey levels anywhere on a 48 px thumbnail (a
             static scene with sensor noise); None re-encodes every new frame.  Masks and crops
             are still computed on the new frame.
+        segmenter_options: keyword overrides for :meth:`SamSegmenter.generate` (e.g.
+            ``{"fast_grid": 6, "pred_iou_thresh": 0.86}``), for benchmarks and tuning.
     """
 
     name = "onnx-segment-match"
@@ -92,7 +95,8 @@ class Detector:
     def __init__(self, model_set: ModelSet, mode: str = "fast", threads: int = 2,
                  matryoshka_dim: Optional[int] = None, score_threshold: float = DEFAULT_THRESHOLD,
                  max_side: int = DEFAULT_MAX_SIDE, cache_frames: int = 4,
-                 static_tolerance: Optional[float] = DEFAULT_STATIC_TOLERANCE):
+                 static_tolerance: Optional[float] = DEFAULT_STATIC_TOLERANCE,
+                 segmenter_options: Optional[Dict[str, float]] = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0.0 <= score_threshold <= 1.0:
@@ -112,6 +116,12 @@ class Detector:
         if static_tolerance is not None and static_tolerance < 0:
             raise ValueError(f"static_tolerance must be >= 0 or None, got {static_tolerance}")
         self.static_tolerance = static_tolerance
+        self.segmenter_options = dict(segmenter_options or {})
+        params = inspect.signature(SamSegmenter.generate).parameters
+        allowed = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        unknown = sorted(set(self.segmenter_options) - allowed)
+        if unknown:
+            raise ValueError(f"unknown segmenter_options {unknown}; known: {sorted(allowed)}")
         self._anchor: Optional[Tuple[np.ndarray, bytes]] = None  # (thumbnail, key) of the last encoded frame
 
     @classmethod
@@ -173,7 +183,7 @@ class Detector:
             else:
                 self._anchor = (thumb, key)
         timings["resize"] = time.perf_counter() - t0
-        seg = self.segmenter.generate(work_img, mode, key=emb_key)
+        seg = self.segmenter.generate(work_img, mode, key=emb_key, **self.segmenter_options)
         timings.update(seg.timings)
         work["encoder_calls"] = 0 if seg.encoder_reused else 1
         work["decoder_calls"] = seg.decoder_calls
