@@ -312,7 +312,7 @@ class SamSegmenter:
                  stability_score_thresh: float = 0.85, min_mask_region_area: float = 200.0,
                  box_nms_thresh: float = 0.7, fast_grid: int = 4, fast_max_salient: int = 24,
                  fast_iou_thresh: float = 0.7, fast_stability_thresh: float = 0.8,
-                 fast_batch: int = 4) -> Segmentation:
+                 fast_batch: int = 4, fast_max_masks: int = 24) -> Segmentation:
         """Propose masks for an HxWx3 uint8 RGB frame.
 
         Args:
@@ -326,6 +326,8 @@ class SamSegmenter:
             fast_iou_thresh, fast_stability_thresh: fast mode's mask filters (one mask per prompt,
                 chosen by predicted IoU, so they are looser than the grid recipe's).
             fast_batch: grid prompts per decoder batch in fast mode (smaller = more skipping).
+            fast_max_masks: most candidates fast mode returns (best predicted IoU first); each
+                costs one CLIP crop (~15-33 ms on the 2-core CPU), so this bounds the matcher.
 
         Returns:
             A :class:`Segmentation` with candidates best first (by predicted IoU).
@@ -355,6 +357,8 @@ class SamSegmenter:
             boxes = np.array([c.box for c in cands], np.float32)
             scores = np.array([c.iou_pred for c in cands], np.float32)
             cands = [cands[i] for i in box_nms(boxes, scores, box_nms_thresh)]
+        if mode == "fast":
+            cands = cands[:max(0, int(fast_max_masks))]
         timings["decoder"] = time.perf_counter() - t1 - timings.get("saliency", 0.0)
         return Segmentation(candidates=cands, frame_shape=tuple(frame_hw), scale=scale, decoder_calls=calls,
                             encoder_reused=reused, timings=timings)
