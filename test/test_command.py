@@ -112,3 +112,10 @@ def test_any_text_parses_or_raises_value_error(text):
     except ValueError:
         return
     assert cmd.targets and all(t.phrase.strip() for t in cmd.targets)
+
+
+def test_shared_noun_and_place_phrases():
+    assert parse_command("grab the red and blue ball").phrases == ["red ball", "blue ball"]
+    assert parse_command("pick the pen on the table").phrases == ["pen"]
+    cmd = parse_command("take the cup next to the plate on the left")
+    assert cmd.phrases == ["cup"] and cmd.targets[0].qualifiers == ["left"]
