@@ -94,7 +94,7 @@ _QUALS = st.sampled_from([("", None), (" on the left", "left"), (" at the top", 
                           (" in the middle", "center"), (" on the right side", "right")])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(st.lists(st.tuples(_ARTS, _NOUNS, _QUALS), min_size=1, max_size=3), _VERBS,
        st.sampled_from([" and ", ", "]))
 def test_generated_commands_round_trip(parts, verb, sep):
@@ -104,7 +104,7 @@ def test_generated_commands_round_trip(parts, verb, sep):
     assert [t.qualifiers for t in cmd.targets] == [[q] if q else [] for _, _, (_, q) in parts]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(st.text(max_size=60))
 def test_any_text_parses_or_raises_value_error(text):
     try:
