@@ -31,7 +31,8 @@ import numpy as np
 
 from tinyvlm_ros.command import ParsedCommand, Target, parse_targets
 from tinyvlm_ros.engine.matcher import ClipMatcher
-from tinyvlm_ros.engine.segmenter import MODES, SamSegmenter, Segmentation, box_nms, logits_to_frame
+from tinyvlm_ros.engine.segmenter import (MODES, SamSegmenter, Segmentation, box_nms, logits_to_frame,
+                                          saliency_points)
 from tinyvlm_ros.models.manifest import ModelSet, load_manifest
 from tinyvlm_ros.types import Detection, DetectionResult
 
@@ -123,6 +124,9 @@ class Detector:
         if unknown:
             raise ValueError(f"unknown segmenter_options {unknown}; known: {sorted(allowed)}")
         self._anchor: Optional[Tuple[np.ndarray, bytes]] = None  # (thumbnail, key) of the last encoded frame
+        # OpenCV's first colour conversion and blur set up its thread pool (~0.2 s); pay it here,
+        # not on the first frame
+        saliency_points(np.zeros((32, 32, 3), np.uint8))
 
     @classmethod
     def from_dir(cls, model_dir: Union[str, Path], mode: str = "fast", threads: int = 2,
