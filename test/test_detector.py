@@ -268,3 +268,14 @@ def test_known_answer_manifest(model_dir):
     ms = load_manifest(model_dir)
     assert ms.sam.input_size == 16 * ms.sam.embed_size
     assert ms.clip.context_length == 77
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (3, 5, 3), (12, 900, 3), (900, 12, 3)])
+def test_tiny_and_extreme_frames_do_not_crash(det, shape):
+    img = np.full(shape, 150, np.uint8)
+    img[: max(1, shape[0] // 2), : max(1, shape[1] // 2)] = (220, 30, 30)
+    r = det.detect(img, "pick the red block")
+    for d in r.detections:
+        x0, y0, x1, y1 = d.box_xyxy
+        assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]
+        assert d.mask.shape == shape[:2]

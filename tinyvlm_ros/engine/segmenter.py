@@ -294,7 +294,8 @@ class SamSegmenter:
             return None
         # the box is measured on the upsampled logits at up to ~1 px per S-frame pixel
         rw, rh = x1 - x0, y1 - y0
-        f = min(1.0, scale * 1.0) if max(rw, rh) * scale > 64 else 1.0
+        # big regions of frames larger than S: measuring at S-frame resolution is as exact and cheaper
+        f = scale if (scale < 1.0 and max(rw, rh) * scale > 64) else 1.0
         ow, oh = max(1, int(round(rw * f))), max(1, int(round(rh * f)))
         fine = logits_to_frame(logits, scale, (x0, y0, rw, rh), (ow, oh)) > 0
         if not fine.any():
