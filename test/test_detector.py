@@ -275,6 +275,8 @@ def test_tiny_and_extreme_frames_do_not_crash(det, shape):
     img = np.full(shape, 150, np.uint8)
     img[: max(1, shape[0] // 2), : max(1, shape[1] // 2)] = (220, 30, 30)
     r = det.detect(img, "pick the red block")
+    assert isinstance(r, DetectionResult) and r.targets == ["red block"]
+    assert r.work["decoder_calls"] >= 1
     for d in r.detections:
         x0, y0, x1, y1 = d.box_xyxy
         assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]
