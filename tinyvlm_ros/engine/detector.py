@@ -145,8 +145,7 @@ class Detector:
         """Forget cached frames (masks, crop embeddings and the image embedding)."""
         self._cache.clear()
         self._anchor = None
-        self.segmenter._emb_key = None
-        self.segmenter._emb = None
+        self.segmenter.forget_embedding()
 
     # -- per-frame work -------------------------------------------------------------------------
     def _frame(self, image: np.ndarray, mode: str, work: Dict[str, int],
@@ -182,7 +181,7 @@ class Detector:
             thumb = cv2.resize(work_img, (tw, th), interpolation=cv2.INTER_AREA).astype(np.int16)
             if (self._anchor is not None and self._anchor[0].shape == thumb.shape
                     and int(np.abs(self._anchor[0] - thumb).max()) <= self.static_tolerance
-                    and self.segmenter._emb_key == self._anchor[1]):
+                    and self.segmenter.embedding_key == self._anchor[1]):
                 emb_key = self._anchor[1]
             else:
                 self._anchor = (thumb, key)

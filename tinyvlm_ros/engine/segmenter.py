@@ -251,6 +251,15 @@ class SamSegmenter:
         self._emb_key, self._emb = key, emb
         return emb, scale, False
 
+    @property
+    def embedding_key(self) -> Optional[bytes]:
+        """Key of the frame whose image embedding is held (None: none held)."""
+        return self._emb_key if self._emb is not None else None
+
+    def forget_embedding(self) -> None:
+        """Drop the held image embedding; the next frame is encoded."""
+        self._emb_key, self._emb = None, None
+
     def _geometry(self, shape: Tuple[int, int]) -> Tuple[Tuple[int, int], float]:
         h, w = shape
         return (h, w), self.input_size / float(max(h, w))
