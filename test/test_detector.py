@@ -120,6 +120,9 @@ def test_requery_on_the_same_frame_reuses_masks_and_crops(model_dir):
     assert (again.work["decoder_calls"], again.work["crops"], again.work["encoder_calls"]) == (0, 0, 0)
     assert again.work["masks"] == first.work["masks"]
     assert box_iou(again.detections[0].box_xyxy, scene.objects[1].box_xyxy) >= MIN_IOU[scene.objects[1].shape]
+    det.clear_cache()
+    cleared = det.detect(scene.image, "pick the " + scene.objects[1].label)
+    assert cleared.work["cache_hit"] == 0 and cleared.work["encoder_calls"] == 1
     # a changed frame is computed afresh
     other = make_scene(13, n_objects=5)
     fresh = det.detect(other.image, "pick the " + other.objects[0].label)
