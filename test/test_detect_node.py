@@ -188,7 +188,9 @@ def _raw_string_cdr(payload: bytes) -> bytes:
 
 def test_floods_and_garbage_are_counted_and_the_node_keeps_answering(models, tmp_path):
     proc = start_node("detect_node", ["--params-file", _params_file(), "-p", f"model_dir:={models}",
-                                      "-p", "rate_limit_hz:=4.0", "-p", "diagnostics_period_s:=0.2"],
+                                      "-p", "rate_limit_hz:=4.0", "-p", "diagnostics_period_s:=0.2",
+                                      # a 100 MB 8K frame needs a reliable transport to arrive whole
+                                      "-p", "image_reliability:=reliable"],
                       log_path=tmp_path / "detect_node.log")
     try:
         scene = _red_block_scene(13)

@@ -122,3 +122,12 @@ def test_embedding_is_reused_for_the_same_key(segmenter):
 def test_bad_mode(segmenter):
     with pytest.raises(ValueError, match="mode"):
         segmenter.generate(make_scene(0).image, "quick")
+
+
+def test_fast_mode_caps_the_number_of_masks(segmenter):
+    scene = make_scene(6, n_objects=6)
+    full = segmenter.generate(scene.image, "fast")
+    capped = segmenter.generate(scene.image, "fast", fast_max_masks=3)
+    assert len(full.candidates) >= 6
+    assert len(capped.candidates) == 3
+    assert [c.box for c in capped.candidates] == [c.box for c in full.candidates[:3]]

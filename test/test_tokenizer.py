@@ -89,7 +89,7 @@ def test_unknown_words_fall_back_to_bytes(small):
     assert "".join(tok.decoder[i] for i in ids) == "zebra</w>"
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, database=None)
 @given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10),
                 min_size=1, max_size=8, unique=True))
 def test_trained_merges_make_every_training_word_one_token(tmp_path_factory, words):

@@ -15,7 +15,7 @@ from tinyvlm_ros.types import Engine
 
 
 def default_model_dir() -> Path:
-    """The model set used when ``model_dir`` is empty: ``$TINYVLM_MODELS`` or the cache's default."""
+    """Return the model set used when ``model_dir`` is empty ($TINYVLM_MODELS or the cache default)."""
     env = os.environ.get("TINYVLM_MODELS")
     if env:
         return Path(env).expanduser()

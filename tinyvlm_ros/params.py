@@ -36,7 +36,8 @@ PARAMS: Tuple[Param, ...] = (
     Param("mode", "fast", "segmentation mode: fast (few decoder calls) or thorough (reference 16x16 grid)",
           choices=("fast", "thorough")),
     Param("threads", 2, "ONNX Runtime intra-op threads", range=(1, 64), reconfigure=True),
-    Param("score_threshold", 0.3, "detections scoring below this are dropped", range=(0.0, 1.0)),
+    Param("score_threshold", 0.5, "calibrated match probability below which detections are dropped "
+          "(0.5: the target beats the generic prompts)", range=(0.0, 1.0)),
     Param("max_detections", 10, "at most this many detections per frame", range=(1, 254)),
     Param("matryoshka_dim", 0, "embedding prefix length used for matching (0 = full)", range=(0, 4096)),
     Param("image_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "

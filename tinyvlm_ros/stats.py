@@ -21,7 +21,7 @@ class Window:
         return len(self._v)
 
     def percentile(self, q: float) -> float:
-        """Return the q-th percentile (0..100) of the window; NaN when empty."""
+        """Return the q-th (0..100) percentile of the window; NaN when empty."""
         if not self._v:
             return float("nan")
         s = sorted(self._v)

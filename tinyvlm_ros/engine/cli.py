@@ -19,7 +19,7 @@ MODELS_ENV = "TINYVLM_MODELS"
 _PALETTE = [(255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 200, 0), (200, 64, 255), (0, 220, 220)]
 
 
-def register(subparsers) -> None:
+def register(subparsers: "argparse._SubParsersAction") -> None:
     """Add the top-level ``detect`` subcommand."""
     p = subparsers.add_parser("detect", help="detect a command's targets in an image (prints JSON)",
                               description=__doc__.splitlines()[0])

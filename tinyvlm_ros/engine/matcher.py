@@ -143,7 +143,7 @@ class ClipMatcher:
         return np.stack([self._text_cache[t] for t in texts])
 
     def prompt(self, phrase: str) -> str:
-        """The caption a target phrase is wrapped in."""
+        """Wrap a target phrase in the caption template."""
         return TEMPLATE.format(phrase)
 
     def scores(self, crop_emb: np.ndarray, phrase: str) -> np.ndarray:

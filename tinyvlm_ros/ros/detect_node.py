@@ -266,7 +266,9 @@ class DetectNode(Node):
             changed = self._command is None or self._command.text != parsed.text
             self._command = parsed
         if changed:
-            self.get_logger().info(f"command: {text!r} -> targets {parsed.phrases}")
+            # throttled: a command flood must not become a log flood
+            self.get_logger().info(f"command: {text!r} -> targets {parsed.phrases}",
+                                   throttle_duration_sec=1.0)
             self._publish_status()
 
     @staticmethod
