@@ -58,24 +58,45 @@ def test_no_node_is_a_clear_timeout(tmp_path):
         run_live(bag, tmp_path / "o", wait_node_s=1.0, detections_topic="/nobody/detections")
 
 
-@pytest.mark.parametrize("storage,compressed", [("sqlite3", False), ("mcap", True)],
-                         ids=["sqlite3-raw", "mcap-compressed"])
-def test_live_replay_into_detect_node(detect_node_exe, models, tmp_path, storage, compressed):
+@pytest.mark.parametrize("storage,compressed,transport", [
+    ("sqlite3", False, "reliable"), ("mcap", False, "large-shm"), ("mcap", True, "default")],
+    ids=["sqlite3-raw-reliable", "mcap-raw-best-effort-large-shm-cli", "mcap-compressed"])
+def test_live_replay_into_detect_node(detect_node_exe, models, tmp_path, storage, compressed, transport):
+    import os
+    import subprocess
+    import sys
+
     import ros_helpers
     from tinyvlm_ros.bench.live import detect_node_args, run_live
 
-    bag = make_bag(tmp_path / "bag", storage=storage, compressed=compressed, frames=FRAMES, rate=RATE_HZ,
-                   width=320, height=240)
+    bag = make_bag(tmp_path / "bag", storage=storage, compressed=compressed, frames=FRAMES, rate=RATE_HZ)
     topic = bagio.TOPIC_IMAGE_COMPRESSED if compressed else bagio.TOPIC_IMAGE
-    # Raw VGA-class frames need a reliable subscription to cross DDS intact; the player follows the node.
-    params = {} if compressed else {"image_reliability": "reliable"}
+    # Raw VGA frames (900 kB) cross Fast DDS whole either reliable (the player follows the node's
+    # subscription) or best-effort through the large shared-memory segment profile given to both sides.
+    params = {"image_reliability": "reliable"} if transport == "reliable" else {}
+    env = {}
+    if transport == "large-shm":
+        profile = ros_helpers.SOURCE_DIR / "config" / "fastdds_large_frames.xml"
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)
     node = ros_helpers.start_node("detect_node", detect_node_args(topic, models, compressed=compressed,
                                                                   params=params),
-                                  log_path=tmp_path / "node.log")
+                                  log_path=tmp_path / "node.log", env=env)
     got = []
     try:
-        s = run_live(bag, tmp_path / "out", wait_node_s=60.0, answer_timeout_s=15.0, node_pid=node.pid,
-                     on_detections=got.append, node_alive=lambda: node.poll() is None)
+        if env:
+            # Fast DDS reads its profile once per process: this player runs as the CLI in its own.
+            cli = [sys.executable, "-m", "tinyvlm_ros.cli", "bench", "bag", str(bag), "--live",
+                   "--wait-node", "60", "--answer-timeout", "15", "--node-pid", str(node.pid),
+                   "--out", str(tmp_path / "out")]
+            res = subprocess.run(cli, env=dict(os.environ, **env), capture_output=True, text=True,
+                                 timeout=180)
+            assert res.returncode == 0, res.stderr[-3000:]
+            assert "live:" in res.stdout and "report:" in res.stdout
+            s = json.loads((tmp_path / "out" / "summary.json").read_text())
+            got = [None] * s["processed"]
+        else:
+            s = run_live(bag, tmp_path / "out", wait_node_s=60.0, answer_timeout_s=15.0, node_pid=node.pid,
+                         on_detections=got.append, node_alive=lambda: node.poll() is None)
     finally:
         rc = ros_helpers.stop_node(node)
     log = ros_helpers.node_log(node)

@@ -120,11 +120,13 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                                        reliability=ReliabilityPolicy.RELIABLE)
             else:
                 image_qos = qos_profile_sensor_data
-                if not compressed and _largest_image_bytes(reader, topic) > 512 * 1024:
+                if (not compressed and _largest_image_bytes(reader, topic) > 512 * 1024
+                        and not os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
                     _say(f"warning: {pub_topic} frames are large and the node subscribes best-effort; "
-                         "big best-effort messages are often lost on the way (e.g. Fast DDS beyond its "
-                         "shared-memory segment): run the node with -p image_reliability:=reliable or "
-                         "replay a compressed bag")
+                         "Fast DDS loses most best-effort frames beyond its 512 kB shared-memory segment. "
+                         "Give both processes FASTRTPS_DEFAULT_PROFILES_FILE=<tinyvlm_ros share>/config/"
+                         "fastdds_large_frames.xml, or run the node with -p image_reliability:=reliable, "
+                         "or replay a compressed bag")
             image_pub = node.create_publisher(ros_type, pub_topic, image_qos)
             if not _spin_until(executor, lambda: image_pub.get_subscription_count() > 0, wait_node_s):
                 raise TimeoutError(f"the node's subscription on {pub_topic} did not match the player's "
