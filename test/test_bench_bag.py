@@ -297,7 +297,7 @@ def test_max_frames(bags, tmp_path):
 # ----------------------------------------------------------------------------- streaming
 
 
-@pytest.mark.parametrize("storage,frames", [("mcap", 10_000), ("sqlite3", 3_000)])
+@pytest.mark.parametrize("storage,frames", [("mcap", 10_000), ("sqlite3", 2_000)])
 def test_long_replay_runs_in_flat_memory(tmp_path, storage, frames):
     bag = make_bag(tmp_path / "long", storage=storage, frames=frames, rate=30.0, width=64, height=48,
                    n_objects=2)
