@@ -74,10 +74,12 @@ def test_user_errors_exit_2(model_dir, scene_png, capsys, args, message):
 
 def test_missing_models_and_bad_image(model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TINYVLM_MODELS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # an empty cache: no default set
     png = tmp_path / "x.png"
     cv2.imwrite(str(png), make_scene(0).image)
     assert main(["detect", str(png), "-c", "pen"]) == 2
-    assert "--models" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert str(tmp_path / "cache" / "tinyvlm_ros" / "models" / "default") in err and "models fetch" in err
     assert main(["detect", str(tmp_path / "missing.png"), "-c", "pen", "--models", str(model_dir)]) == 2
     assert "not found" in capsys.readouterr().err
     junk = tmp_path / "junk.png"

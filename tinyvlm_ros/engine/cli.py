@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
 
 from tinyvlm_ros.types import DetectionResult
-
-#: Environment variable naming the default model set directory.
-MODELS_ENV = "TINYVLM_MODELS"
-
-_PALETTE = [(255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 200, 0), (200, 64, 255), (0, 220, 220)]
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -26,7 +19,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("image", help="image file (PNG, JPEG, ...)")
     p.add_argument("-c", "--command", required=True, help='what to find, e.g. "pick the pen"')
     p.add_argument("--models", default=None,
-                   help=f"model set directory (default: ${MODELS_ENV})")
+                   help="model set directory (default: $TINYVLM_MODELS, else the cache's default set)")
     p.add_argument("--mode", choices=("fast", "thorough"), default="fast",
                    help="fast (default) or thorough (the reference recipe)")
     p.add_argument("--out", default=None, help="write an annotated PNG here")
@@ -53,24 +46,6 @@ def load_image(path: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def annotate(image: np.ndarray, result: DetectionResult) -> np.ndarray:
-    """Draw masks, boxes and labels on a copy of an HxWx3 uint8 RGB frame."""
-    out = image.copy()
-    for det in result.detections:
-        colour = _PALETTE[det.target_index % len(_PALETTE)]
-        if det.mask is not None and det.mask.shape == out.shape[:2]:
-            tint = np.array(colour, np.float32)
-            out[det.mask] = (0.55 * out[det.mask] + 0.45 * tint).astype(np.uint8)
-        x0, y0, x1, y1 = (int(round(v)) for v in det.box_xyxy)
-        cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), colour, 2)
-        text = f"{det.label} {det.score:.2f}"
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        ty = max(th + 2, y0 - 2)
-        cv2.rectangle(out, (x0, ty - th - 2), (x0 + tw + 2, ty + 2), colour, -1)
-        cv2.putText(out, text, (x0 + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return out
-
-
 def result_to_dict(result: DetectionResult) -> dict:
     """JSON-ready view of a result (masks summarised by their pixel count)."""
     return {
@@ -89,10 +64,11 @@ def run(args: argparse.Namespace, out=None) -> int:
     """Entry point of ``tinyvlm detect``; returns the exit code."""
     from tinyvlm_ros.engine.detector import Detector  # keeps `tinyvlm --help` fast
 
-    models: Optional[str] = args.models or os.environ.get(MODELS_ENV)
-    if not models:
-        raise ValueError(f"no model set given: pass --models DIR or set ${MODELS_ENV}; get one with "
-                         "`tinyvlm models fetch` or write a test set with `tinyvlm models make-test DIR`")
+    from tinyvlm_ros.annotate import draw
+    from tinyvlm_ros.backends import default_model_dir
+
+    # --models, else $TINYVLM_MODELS, else the cache's default set (as the node does)
+    models = args.models or str(default_model_dir())
     image = load_image(args.image)
     det = Detector.from_dir(models, mode=args.mode, threads=args.threads, matryoshka_dim=args.matryoshka_dim)
     result = det.detect(image, args.command, score_threshold=args.threshold,
@@ -100,7 +76,7 @@ def run(args: argparse.Namespace, out=None) -> int:
     doc = {"image": str(args.image), "command": args.command, "mode": args.mode,
            "models": det.describe()["models"], **result_to_dict(result)}
     if args.out:
-        rgb = annotate(image, result)
+        rgb = draw(image, result.detections)
         if not cv2.imwrite(str(args.out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise ValueError(f"cannot write annotated image to {args.out}")
         doc["annotated"] = str(args.out)
