@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional,
 
 import numpy as np
 
+from tinyvlm_ros import imaging
 from tinyvlm_ros.types import Detection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,9 +46,6 @@ STORAGES = ("sqlite3", "mcap")
 
 #: Environment variable naming a directory of vision_msgs ``*.msg`` files.
 MSG_DIR_ENV = "TINYVLM_VISION_MSGS_DIR"
-
-#: Encodings this module decodes from ``sensor_msgs/Image`` (channels, order).
-_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3}
 
 
 class BagError(ValueError):
@@ -127,66 +125,34 @@ def make_header(store: "Typestore", t_ns: int, frame_id: str = "camera") -> Any:
 
 
 def rgb_to_image(store: "Typestore", rgb: np.ndarray, header: Any, encoding: str = "rgb8") -> Any:
-    """Build a ``sensor_msgs/Image`` from an HxWx3 uint8 RGB array."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
-    if encoding == "rgb8":
-        pix = rgb
-    elif encoding == "bgr8":
-        pix = rgb[..., ::-1]
-    elif encoding == "mono8":
-        import cv2
-
-        pix = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    else:
-        raise ValueError(f"cannot write encoding {encoding!r}; use rgb8, bgr8 or mono8")
-    pix = np.ascontiguousarray(pix)
-    h, w = rgb.shape[:2]
-    channels = 1 if pix.ndim == 2 else pix.shape[2]
+    """Build a ``sensor_msgs/Image`` from an HxWx3 uint8 RGB array (rgb8, bgr8 or mono8)."""
+    h, w, enc, step, data = imaging.rgb_to_image(rgb, encoding)
     Image = store.types[IMAGE]
-    return Image(header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
-                 step=w * channels, data=pix.reshape(-1))
+    return Image(header=header, height=h, width=w, encoding=enc, is_bigendian=0, step=step,
+                 data=np.frombuffer(data, np.uint8))
 
 
 def rgb_to_compressed(store: "Typestore", rgb: np.ndarray, header: Any, fmt: str = "jpeg",
                       quality: int = 90) -> Any:
     """Build a ``sensor_msgs/CompressedImage`` (jpeg or png) from an HxWx3 uint8 RGB array."""
-    import cv2
-
     if fmt not in ("jpeg", "png"):
         raise ValueError(f"compressed format must be jpeg or png, got {fmt!r}")
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
-    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", rgb[..., ::-1], params)
-    if not ok:
-        raise ValueError(f"could not encode a {rgb.shape} frame as {fmt}")
+    fmt, data = imaging.encode_compressed(rgb, fmt, quality)
     Compressed = store.types[COMPRESSED_IMAGE]
     # image_transport names the format "<encoding>; <codec> compressed <encoding>"
-    return Compressed(header=header, format=f"rgb8; {fmt} compressed bgr8", data=buf.reshape(-1))
+    return Compressed(header=header, format=f"rgb8; {fmt} compressed bgr8",
+                      data=np.frombuffer(data, np.uint8))
 
 
 def image_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) into HxWx3 uint8 RGB.
+    """Decode a ``sensor_msgs/Image`` into HxWx3 uint8 RGB (every encoding :mod:`imaging` reads).
 
     Raises:
         ValueError: empty frame, unsupported encoding, or a buffer shorter than ``step * height``.
     """
-    h, w, enc, step = int(msg.height), int(msg.width), str(msg.encoding), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"empty image ({w}x{h})")
-    if enc not in _ENCODINGS:
-        raise ValueError(f"unsupported encoding {enc!r}; supported: {', '.join(_ENCODINGS)}")
-    ch = _ENCODINGS[enc]
-    if step < w * ch:
-        raise ValueError(f"step {step} is smaller than width*channels = {w * ch}")
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    if data.size < step * h:
-        raise ValueError(f"image data has {data.size} bytes, expected {step * h}")
-    pix = data[:step * h].reshape(h, step)[:, :w * ch].reshape(h, w, ch)
-    if ch == 1:
-        return np.repeat(pix, 3, axis=2)
-    if enc.startswith("bgr"):
-        pix = pix[..., 2::-1]
-    return np.ascontiguousarray(pix[..., :3])
+    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1).tobytes()
+    return imaging.image_to_rgb(int(msg.height), int(msg.width), str(msg.encoding), int(msg.is_bigendian),
+                                int(msg.step), data)
 
 
 def compressed_to_rgb(msg: Any) -> np.ndarray:
@@ -195,13 +161,7 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     Raises:
         ValueError: the bytes do not decode to an image (a corrupt frame).
     """
-    import cv2
-
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise ValueError(f"compressed frame ({data.size} bytes, format {msg.format!r}) does not decode")
-    return np.ascontiguousarray(img[..., ::-1])
+    return imaging.decode_compressed(str(msg.format), np.asarray(msg.data, dtype=np.uint8).tobytes())
 
 
 def msg_to_rgb(msgtype: str, msg: Any) -> np.ndarray:
