@@ -1,0 +1,62 @@
+/* int8 kernels of the encoder and the scorer, CMSIS-NN style.
+ *
+ * Each kernel has a plain-C path and a DSP path (SXTB16 + SMLAD, two 16-bit MACs per instruction).
+ * On Arm cores with the DSP extension the DSP path uses the real instructions; elsewhere (host build)
+ * it uses exact C emulations, so the host tests compare both paths bit for bit.
+ * Requantization: out = clamp(((acc * mult + 2^(shift-1)) >> shift) + out_zp, act_min, act_max) with a
+ * 64-bit product; mult and shift are per output channel and computed offline by the exporter.
+ */
+#ifndef TVLM_KERNELS_H
+#define TVLM_KERNELS_H
+
+#include <stdint.h>
+
+#include "tvlm_protocol.h"
+
+typedef enum { TVLM_PATH_PLAIN = 0, TVLM_PATH_DSP = 1, TVLM_PATH_MVE = 2 } tvlm_path_t;
+
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k, stride, pad;
+    int32_t in_zp, out_zp, act_min, act_max;
+} tvlm_conv_params_t;
+
+static inline int8_t tvlm_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp,
+                                  int32_t act_min, int32_t act_max)
+{
+    int64_t v = ((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift;
+    v += out_zp;
+    if (v < act_min) v = act_min;
+    if (v > act_max) v = act_max;
+    return (int8_t)v;
+}
+
+/* sum(a[i] * b[i]) + acc over n int8 pairs */
+int32_t tvlm_dot_s8_plain(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
+int32_t tvlm_dot_s8_dsp(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
+/* the same for two weight rows sharing one input: out[0] += a.b0, out[1] += a.b1 */
+void tvlm_dot2_s8_plain(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);
+void tvlm_dot2_s8_dsp(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);
+
+/* Scratch bytes tvlm_conv_s8 needs (im2col of one output pixel). */
+int32_t tvlm_conv_s8_get_buffer_size(const tvlm_conv_params_t *p);
+/* Full convolution, HWC input, weights [out_c][k][k][in_c], bias_eff = bias - in_zp * sum(w) per channel
+ * (computed once by tvlm_conv_kernel_sum), pad positions read as in_zp (a real zero). */
+tvlm_status_t tvlm_conv_s8(tvlm_path_t path, const tvlm_conv_params_t *p, const int8_t *in,
+                           const int8_t *w, const int32_t *bias_eff, const int32_t *mult,
+                           const int32_t *shift, int8_t *scratch, int8_t *out);
+/* bias_eff[c] = bias[c] - in_zp * sum of weight row c (row length len) */
+void tvlm_conv_kernel_sum(const int8_t *w, const int32_t *bias, int32_t out_c, int32_t len, int32_t in_zp,
+                          int32_t *bias_eff);
+/* Scratch bytes tvlm_dwconv_s8 needs (one int32 accumulator per channel). */
+int32_t tvlm_dwconv_s8_get_buffer_size(const tvlm_conv_params_t *p);
+/* Depthwise convolution, weights [k][k][c], padding skipped (a real zero). */
+tvlm_status_t tvlm_dwconv_s8(tvlm_path_t path, const tvlm_conv_params_t *p, const int8_t *in,
+                             const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                             int32_t *scratch, int8_t *out);
+
+/* floor(sqrt(x)) */
+uint32_t tvlm_isqrt(uint32_t x);
+
+#endif
