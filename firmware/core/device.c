@@ -132,6 +132,7 @@ static size_t fill_info(tvlm_device_t *d, uint8_t *out)
     in.max_boxes = TVLM_MAX_BOXES;
     in.flash_bytes = d->port->flash_bytes;
     in.ram_bytes = d->port->ram_bytes;
+    in.ticks_per_kinstr = d->port->ticks_per_kinstr;
     memcpy(out, &in, sizeof in); /* the wire is little endian, like every supported core */
     return sizeof in;
 }

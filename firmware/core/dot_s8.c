@@ -1,5 +1,6 @@
 #include "tvlm_kernels.h"
 
+#include "tvlm_dot_impl.h"
 #include "tvlm_simd.h"
 
 int32_t tvlm_dot_s8_plain(const int8_t *a, const int8_t *b, int32_t n, int32_t acc)
@@ -22,7 +23,7 @@ int32_t tvlm_dot_s8_dsp(const int8_t *a, const int8_t *b, int32_t n, int32_t acc
         uint32_t x = tvlm_read_u32(a + i), y = tvlm_read_u32(b + i);
         /* bytes 0,2 and bytes 1,3 as int16 pairs; the pairing is the same on both sides */
         acc = tvlm_smlad(tvlm_sxtb16(x), tvlm_sxtb16(y), acc);
-        acc = tvlm_smlad(tvlm_sxtb16(tvlm_ror8(x)), tvlm_sxtb16(tvlm_ror8(y)), acc);
+        acc = tvlm_smlad(tvlm_sxtb16_ror8((x)), tvlm_sxtb16_ror8((y)), acc);
     }
     for (; i < n; i++) acc += a[i] * b[i];
     return acc;
@@ -45,12 +46,12 @@ void tvlm_dot2_s8_dsp(const int8_t *a, const int8_t *b0, const int8_t *b1, int32
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
         uint32_t x = tvlm_read_u32(a + i);
-        uint32_t xe = tvlm_sxtb16(x), xo = tvlm_sxtb16(tvlm_ror8(x));
+        uint32_t xe = tvlm_sxtb16(x), xo = tvlm_sxtb16_ror8((x));
         uint32_t y0 = tvlm_read_u32(b0 + i), y1 = tvlm_read_u32(b1 + i);
         s0 = tvlm_smlad(xe, tvlm_sxtb16(y0), s0);
-        s0 = tvlm_smlad(xo, tvlm_sxtb16(tvlm_ror8(y0)), s0);
+        s0 = tvlm_smlad(xo, tvlm_sxtb16_ror8((y0)), s0);
         s1 = tvlm_smlad(xe, tvlm_sxtb16(y1), s1);
-        s1 = tvlm_smlad(xo, tvlm_sxtb16(tvlm_ror8(y1)), s1);
+        s1 = tvlm_smlad(xo, tvlm_sxtb16_ror8((y1)), s1);
     }
     for (; i < n; i++) {
         s0 += a[i] * b0[i];
@@ -74,4 +75,16 @@ uint32_t tvlm_isqrt(uint32_t x)
         bit >>= 2;
     }
     return res;
+}
+
+void tvlm_dot2x2_s8_plain(const int8_t *a0, const int8_t *a1, const int8_t *b0, const int8_t *b1, int32_t n,
+                          int32_t out[4])
+{
+    tvlm_dot2x2_s8_plain_impl(a0, a1, b0, b1, n, out);
+}
+
+void tvlm_dot2x2_s8_dsp(const int8_t *a0, const int8_t *a1, const int8_t *b0, const int8_t *b1, int32_t n,
+                        int32_t out[4])
+{
+    tvlm_dot2x2_s8_dsp_impl(a0, a1, b0, b1, n, out);
 }

@@ -22,6 +22,7 @@ typedef struct {
     uint8_t port_id;                /* TVLM_PORT_* */
     uint8_t work_unit;              /* TVLM_WORK_* */
     uint32_t flash_bytes, ram_bytes;
+    uint16_t ticks_per_kinstr;      /* work-counter ticks per 1000 instructions, measured at boot; 0 unknown */
 } tvlm_port_t;
 
 typedef struct {

@@ -3,8 +3,8 @@
  * Each kernel has a plain-C path and a DSP path (SXTB16 + SMLAD, two 16-bit MACs per instruction).
  * On Arm cores with the DSP extension the DSP path uses the real instructions; elsewhere (host build)
  * it uses exact C emulations, so the host tests compare both paths bit for bit.
- * Requantization: out = clamp(((acc * mult + 2^(shift-1)) >> shift) + out_zp, act_min, act_max) with a
- * 64-bit product; mult and shift are per output channel and computed offline by the exporter.
+ * Requantization (tvlm_requant below) is per output channel with (mult, shift) computed offline by the
+ * exporter; the hot loops only multiply, shift and clamp.
  */
 #ifndef TVLM_KERNELS_H
 #define TVLM_KERNELS_H
@@ -22,10 +22,34 @@ typedef struct {
     int32_t in_zp, out_zp, act_min, act_max;
 } tvlm_conv_params_t;
 
+/* (a * b + 2^31) >> 32: SMMULR, one instruction on cores with the DSP extension */
+static inline int32_t tvlm_smmulr(int32_t a, int32_t b)
+{
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* shift >= 32 (every layer of a usual model): rounding high multiply, then a rounding shift by shift - 32.
+ * shift < 32: one rounding 64-bit shift. */
 static inline int8_t tvlm_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp,
                                   int32_t act_min, int32_t act_max)
 {
-    int64_t v = ((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift;
+    int32_t v;
+    if (shift >= 32) {
+        v = tvlm_smmulr(acc, mult);
+        const int32_t s2 = shift - 32;
+        if (s2 > 0) v = (v + (1 << (s2 - 1))) >> s2;
+    } else {
+        int64_t w = ((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift;
+        if (w > 1000000) w = 1000000;
+        if (w < -1000000) w = -1000000;
+        v = (int32_t)w;
+    }
     v += out_zp;
     if (v < act_min) v = act_min;
     if (v > act_max) v = act_max;
@@ -38,8 +62,13 @@ int32_t tvlm_dot_s8_dsp(const int8_t *a, const int8_t *b, int32_t n, int32_t acc
 /* the same for two weight rows sharing one input: out[0] += a.b0, out[1] += a.b1 */
 void tvlm_dot2_s8_plain(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);
 void tvlm_dot2_s8_dsp(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);
+/* two inputs x two weight rows: out = {a0.b0, a0.b1, a1.b0, a1.b1} (accumulated) */
+void tvlm_dot2x2_s8_plain(const int8_t *a0, const int8_t *a1, const int8_t *b0, const int8_t *b1, int32_t n,
+                          int32_t out[4]);
+void tvlm_dot2x2_s8_dsp(const int8_t *a0, const int8_t *a1, const int8_t *b0, const int8_t *b1, int32_t n,
+                        int32_t out[4]);
 
-/* Scratch bytes tvlm_conv_s8 needs (im2col of one output pixel). */
+/* Scratch bytes tvlm_conv_s8 needs (im2col of two output pixels). */
 int32_t tvlm_conv_s8_get_buffer_size(const tvlm_conv_params_t *p);
 /* Full convolution, HWC input, weights [out_c][k][k][in_c], bias_eff = bias - in_zp * sum(w) per channel
  * (computed once by tvlm_conv_kernel_sum), pad positions read as in_zp (a real zero). */

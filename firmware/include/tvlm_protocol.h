@@ -118,7 +118,7 @@ typedef struct __attribute__((packed)) {
     uint16_t max_payload;
     uint8_t max_query_rows;
     uint8_t max_boxes;
-    uint16_t reserved;
+    uint16_t ticks_per_kinstr;
     uint32_t table_hash;
     uint32_t flash_bytes;
     uint32_t ram_bytes;

@@ -46,7 +46,7 @@ class Layer:
 
     Attributes:
         weights: int8, conv ``[out_c, k, k, in_c]``, depthwise ``[k, k, c]``.
-        bias, mult, shift: int32 ``[out_c]``; out = clamp(((acc*mult + 2^(shift-1)) >> shift) + out_zp).
+        bias, mult, shift: int32 ``[out_c]``; requantization as in :func:`reference.requantize`.
     """
 
     op: str

@@ -36,7 +36,7 @@ DEFAULT_ARCH: Tuple[Tuple[str, int, int, int, bool], ...] = (
     ("dw", 3, 2, 32, True),     # 12x12x32
     ("conv", 1, 1, 64, True),
     ("dw", 3, 1, 64, True),
-    ("conv", 1, 1, 128, True),
+    ("conv", 1, 1, 96, True),
     ("conv", 1, 1, 128, False),  # region embeddings, symmetric int8
 )
 DEFAULT_INPUT = (96, 96, 3)  # width, height, channels

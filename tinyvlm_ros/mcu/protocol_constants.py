@@ -96,7 +96,7 @@ class LayerOp(IntEnum):
 
 #: name -> (struct format, field names); all little endian.
 STRUCTS = {
-    "info": ("<IBBBBIIIHHBBBBHHHHHHBBHIII", ("fw_version", "proto_version", "port", "kernel_path", "work_unit", "boot_id", "model_id", "model_hash", "input_w", "input_h", "input_c", "grid_w", "grid_h", "model_ok", "embed_dim", "table_capacity_rows", "table_max_dims", "table_rows", "table_dims", "max_payload", "max_query_rows", "max_boxes", "reserved", "table_hash", "flash_bytes", "ram_bytes",)),
+    "info": ("<IBBBBIIIHHBBBBHHHHHHBBHIII", ("fw_version", "proto_version", "port", "kernel_path", "work_unit", "boot_id", "model_id", "model_hash", "input_w", "input_h", "input_c", "grid_w", "grid_h", "model_ok", "embed_dim", "table_capacity_rows", "table_max_dims", "table_rows", "table_dims", "max_payload", "max_query_rows", "max_boxes", "ticks_per_kinstr", "table_hash", "flash_bytes", "ram_bytes",)),
     "chunk": ("<II", ("offset", "total",)),
     "chunk_ack": ("<I", ("received",)),
     "query": ("<BBh", ("n_rows", "max_boxes", "threshold_q15",)),

@@ -51,11 +51,22 @@ def layer_acc(layer: Layer, x: np.ndarray) -> np.ndarray:
 
 def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int, act_min: int,
                act_max: int) -> np.ndarray:
-    """clamp(((acc * mult + 2^(shift-1)) >> shift) + out_zp) as int8, per channel (last axis)."""
+    """Per-channel (last axis) requantization to int8, as ``tvlm_requant`` in tvlm_kernels.h.
+
+    shift >= 32: ``v = (acc*mult + 2^31) >> 32`` (SMMULR), then ``(v + 2^(s-1)) >> s`` with s = shift - 32;
+    shift < 32: ``(acc*mult + 2^(shift-1)) >> shift`` clamped to +-10^6.  Then + out_zp, clamp.
+    """
     a = np.asarray(acc, np.int64)
-    m = np.asarray(mult, np.int64)
-    s = np.asarray(shift, np.int64)
-    v = (a * m + (np.int64(1) << (s - 1))) >> s
+    m = np.broadcast_to(np.asarray(mult, np.int64), a.shape)
+    s = np.broadcast_to(np.asarray(shift, np.int64), a.shape)
+    prod = a * m
+    hi = (prod + (np.int64(1) << 31)) >> 32
+    s2 = np.maximum(s - 32, 0)
+    rnd = np.where(s2 > 0, np.int64(1) << np.maximum(s2 - 1, 0), 0)
+    fast = (hi + rnd) >> s2
+    sl = np.clip(s, 1, 62)
+    slow = np.clip((prod + (np.int64(1) << (sl - 1))) >> sl, -1000000, 1000000)
+    v = np.where(s >= 32, fast, slow)
     return np.clip(v + out_zp, act_min, act_max).astype(np.int8)
 
 

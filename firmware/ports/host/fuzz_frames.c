@@ -24,7 +24,7 @@ static void sink(void *ctx, const uint8_t *buf, size_t len)
     if ((crc & 0xffu) != buf[len - 2] || (crc >> 8) != buf[len - 1]) abort();
 }
 
-static const tvlm_port_t port = {sink, NULL, NULL, TVLM_PORT_HOST, TVLM_WORK_NONE, 0, 0};
+static const tvlm_port_t port = {sink, NULL, NULL, TVLM_PORT_HOST, TVLM_WORK_NONE, 0, 0, 0};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -16,7 +16,7 @@ static uint32_t rnd(void)
 }
 static int8_t rnd8(void) { return (int8_t)(rnd() & 0xffu); }
 
-static int8_t in[64 * 64 * 32], w[64 * 7 * 7 * 32], out_a[64 * 64 * 64], out_b[64 * 64 * 64], col[7 * 7 * 32];
+static int8_t in[64 * 64 * 32], w[64 * 7 * 7 * 32], out_a[64 * 64 * 64], out_b[64 * 64 * 64], col[2 * 7 * 7 * 32];
 static int32_t bias[64], mult[64], shift[64], be[64], acc[64];
 
 int main(void)
@@ -26,7 +26,17 @@ int main(void)
         int32_t n = (int32_t)(rnd() % 300);
         int8_t a[300], b[300], c[300];
         for (int i = 0; i < n; i++) { a[i] = rnd8(); b[i] = rnd8(); c[i] = rnd8(); }
+        int8_t e[300];
+        for (int i = 0; i < n; i++) e[i] = rnd8();
         int32_t s0 = (int32_t)(rnd() % 1000);
+        int32_t p4[4] = {s0, 1, 2, 3}, d4[4] = {s0, 1, 2, 3};
+        tvlm_dot2x2_s8_plain(a, e, b, c, n, p4);
+        tvlm_dot2x2_s8_dsp(a, e, b, c, n, d4);
+        if (memcmp(p4, d4, sizeof p4) != 0 || p4[0] != tvlm_dot_s8_plain(a, b, n, s0) ||
+            p4[3] != tvlm_dot_s8_plain(e, c, n, 3)) {
+            printf("dot2x2 mismatch n=%d\n", (int)n);
+            fails++;
+        }
         int32_t p2[2] = {s0, -s0}, d2[2] = {s0, -s0};
         tvlm_dot2_s8_plain(a, b, c, n, p2);
         tvlm_dot2_s8_dsp(a, b, c, n, d2);
@@ -56,7 +66,7 @@ int main(void)
         for (int c = 0; c < p.out_c; c++) {
             bias[c] = (int32_t)(rnd() % 20001) - 10000;
             mult[c] = (int32_t)(0x40000000u + (rnd() & 0x3fffffffu));
-            shift[c] = 38 + (int32_t)(rnd() % 8);
+            shift[c] = 20 + (int32_t)(rnd() % 30);
         }
         int dw = (int)(rnd() & 1u);
         cases++;
