@@ -334,3 +334,11 @@ void tvlm_device_rx(tvlm_device_t *d, const uint8_t *buf, size_t len)
         }
     }
 }
+
+void tvlm_device_rx_idle(tvlm_device_t *d)
+{
+    if (tvlm_parser_busy(&d->rx)) {
+        tvlm_parser_reset(&d->rx);
+        d->rx.resyncs++;
+    }
+}

@@ -18,6 +18,8 @@ void tvlm_parser_reset(tvlm_parser_t *p)
     p->fill = 0;
 }
 
+int tvlm_parser_busy(const tvlm_parser_t *p) { return p->state != ST_SYNC0; }
+
 static tvlm_rx_event_t header_done(tvlm_parser_t *p);
 
 static tvlm_rx_event_t feed(tvlm_parser_t *p, uint8_t byte)

@@ -62,5 +62,9 @@ tvlm_status_t tvlm_device_init(tvlm_device_t *d, const tvlm_port_t *port, const 
                                const uint8_t *model, uint32_t model_size, uint8_t *arena, uint32_t arena_size);
 /* Feed received bytes; complete frames are executed and answered at once. */
 void tvlm_device_rx(tvlm_device_t *d, const uint8_t *buf, size_t len);
+/* The port calls this after a receive gap (no byte for TVLM_RX_IDLE_MS): a frame cut short by a crash or a
+ * pulled cable is dropped, so the next frame is not swallowed as its payload. */
+void tvlm_device_rx_idle(tvlm_device_t *d);
+#define TVLM_RX_IDLE_MS 100u
 
 #endif

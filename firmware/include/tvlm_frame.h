@@ -28,6 +28,8 @@ typedef struct {
 } tvlm_parser_t;
 
 void tvlm_parser_reset(tvlm_parser_t *p);
+/* True while a frame is partly received. */
+int tvlm_parser_busy(const tvlm_parser_t *p);
 /* Feed one byte; returns an event. After TVLM_RX_FRAME the frame stays valid until the next feed. */
 tvlm_rx_event_t tvlm_parser_feed(tvlm_parser_t *p, uint8_t byte);
 

@@ -73,11 +73,12 @@ class Emulator:
         boot_seed: seed of the boot id (default random, so each start is a new boot).
         build_missing: build the binary with make when it does not exist.
         start_timeout: seconds to wait for the firmware to come up.
+        link_path: host target only: a symlink to the pty that keeps its name across restarts (the URL).
     """
 
     def __init__(self, target: str = "host", model: Optional[str] = None, kernel: str = "dsp",
                  icount: Optional[int] = None, boot_seed: Optional[int] = None, build_missing: bool = True,
-                 start_timeout: float = 20.0) -> None:
+                 start_timeout: float = 20.0, link_path: Optional[str] = None) -> None:
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
         if kernel not in ("dsp", "plain"):
@@ -89,6 +90,9 @@ class Emulator:
         self.boot_seed = boot_seed
         self.build_missing = build_missing
         self.start_timeout = start_timeout
+        self.link_path = link_path
+        if link_path and target != "host":
+            raise ValueError("link_path is only supported for the host target")
         self.proc: Optional[subprocess.Popen] = None
         self.url: Optional[str] = None
 
@@ -100,6 +104,8 @@ class Emulator:
             cmd = [str(binary), "--kernel", self.kernel, "--boot-seed", str(seed)]
             if self.model:
                 cmd += ["--model", str(self.model)]
+            if self.link_path:
+                cmd += ["--link", str(self.link_path)]
             return cmd
         _, machine, slot, seed_addr = TARGETS[self.target]
         self._port = _free_port()
@@ -131,7 +137,7 @@ class Emulator:
             r"waiting for connection on: \S*tcp:127\.0\.0\.1:(\d+)")
         line = self._wait_for(pattern)
         if self.target == "host":
-            self.url = line
+            self.url = self.link_path or line
         else:
             self.url = f"socket://127.0.0.1:{self._port}"
         return self.url

@@ -192,6 +192,7 @@ class McuLink:
                 reply = self._read_reply(opcode, seq, timeout or self.timeout)
             except TimeoutError as exc:
                 self.stats["timeouts"] += 1
+                self._parser.reset()  # a partial reply will never complete
                 last = exc
                 continue
             if reply.error or reply.status == pc.Status.BAD_CRC:

@@ -38,6 +38,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         ready = 1;
     }
-    tvlm_device_rx(&dev, data, size);
+    if (size == 0 || !(data[0] & 0x80u)) {
+        tvlm_device_rx(&dev, data, size); /* raw bytes: garbage, sync hunting, header CRCs */
+        return 0;
+    }
+    /* structured: records [opcode][flags][len lo][len hi][payload] become frames with valid CRCs, so the
+     * fuzzer reaches the command handlers (chunk offsets, table blobs, queries) instead of the CRC check */
+    static uint8_t frame[TVLM_MAX_FRAME];
+    size_t pos = 1;
+    uint16_t seq = 0;
+    while (pos + 4 <= size) {
+        uint8_t op = data[pos], flags = data[pos + 1];
+        size_t len = (size_t)(data[pos + 2] | (data[pos + 3] << 8)) % (TVLM_MAX_PAYLOAD + 1u);
+        pos += 4;
+        if (len > size - pos) len = size - pos;
+        memcpy(frame + TVLM_HEADER_SIZE, data + pos, len);
+        pos += len;
+        size_t n = tvlm_frame_finish(frame, sizeof frame, op, seq++, (uint8_t)(flags & ~TVLM_FLAG_RESPONSE), 0, len);
+        if (flags & TVLM_FLAG_RESPONSE) {
+            n = n / 2; /* a truncated frame: the next one must still be found */
+        }
+        tvlm_device_rx(&dev, frame, n);
+    }
     return 0;
 }

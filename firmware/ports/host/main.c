@@ -1,7 +1,8 @@
 /* Host port: the firmware core as a POSIX process behind a pseudo-terminal.
  * Prints "TVLM_PTY <slave path>" on stdout, then serves the protocol on the pty until killed.
  * Options: --model FILE (default: the built-in model), --kernel plain|dsp, --table-rows N,
- *          --boot-seed N (default: from time and pid). */
+ *          --boot-seed N (default: from time and pid), --link PATH (a symlink to the pty that stays the same
+ *          across restarts, like a /dev/ttyACM0 that comes back after a reset). */
 #define _DEFAULT_SOURCE
 #define _XOPEN_SOURCE 600
 #include <errno.h>
@@ -62,7 +63,7 @@ static int usage(const char *argv0)
 
 int main(int argc, char **argv)
 {
-    const char *model_path = NULL;
+    const char *model_path = NULL, *link_path = NULL;
     tvlm_device_config_t cfg = {256, 128, TVLM_PATH_DSP, 0};
     int seeded = 0;
     for (int i = 1; i < argc; i++) {
@@ -77,6 +78,8 @@ int main(int argc, char **argv)
             long v = strtol(argv[++i], NULL, 0);
             if (v < 1 || v > 4096) return usage(argv[0]);
             cfg.table_rows = (uint16_t)v;
+        } else if (!strcmp(argv[i], "--link") && i + 1 < argc) {
+            link_path = argv[++i];
         } else if (!strcmp(argv[i], "--boot-seed") && i + 1 < argc) {
             cfg.boot_id = (uint32_t)strtoul(argv[++i], NULL, 0);
             seeded = 1;
@@ -130,11 +133,24 @@ int main(int argc, char **argv)
     }
     if (dev.model_status != TVLM_STATUS_OK)
         fprintf(stderr, "tvlm-host: model rejected (status %d); serving without a model\n", (int)dev.model_status);
+    if (link_path) {
+        (void)unlink(link_path);
+        if (symlink(slave, link_path) != 0) {
+            fprintf(stderr, "tvlm-host: cannot link %s -> %s: %s\n", link_path, slave, strerror(errno));
+            return 1;
+        }
+    }
     printf("TVLM_PTY %s\n", slave);
     fflush(stdout);
 
     uint8_t buf[4096];
     for (;;) {
+        struct pollfd pfd = {master, POLLIN, 0};
+        int r = poll(&pfd, 1, (int)TVLM_RX_IDLE_MS);
+        if (r == 0) {
+            tvlm_device_rx_idle(&dev);
+            continue;
+        }
         ssize_t n = read(master, buf, sizeof buf);
         if (n > 0) {
             tvlm_device_rx(&dev, buf, (size_t)n);

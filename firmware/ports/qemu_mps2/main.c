@@ -88,10 +88,17 @@ int main(void)
 #endif
     if (tvlm_device_init(&dev, &port, &cfg, model, model_size, arena, sizeof arena) != TVLM_STATUS_OK)
         return 1;
+    /* SysTick ticks of the receive idle timeout; under -icount virtual time runs with the polling loop */
+    const uint32_t idle_ticks = TVLM_RX_IDLE_MS * (BOARD_SYSTICK_HZ / 1000u);
+    uint32_t last_rx = systick_ticks(NULL);
     for (;;) {
         if (UART_STATE & 2u) {
             uint8_t b = (uint8_t)UART_DATA;
             tvlm_device_rx(&dev, &b, 1);
+            last_rx = systick_ticks(NULL);
+        } else if (systick_ticks(NULL) - last_rx > idle_ticks) {
+            tvlm_device_rx_idle(&dev);
+            last_rx = systick_ticks(NULL);
         }
     }
 }
