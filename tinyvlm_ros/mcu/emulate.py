@@ -183,9 +183,14 @@ class Emulator:
 
     def kill(self) -> None:
         """SIGKILL at once, as a crash or an unplugged cable would (for recovery tests)."""
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=5.0)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
 
     def restart(self) -> str:
         """Stop and start again (a new boot id); returns the new URL."""
