@@ -1,4 +1,4 @@
-"""The real firmware, built for the host, on a pseudo-terminal: protocol, bit-exactness, robustness, recovery."""
+"""The real firmware built for the host, on a pseudo-terminal: protocol, bit-exactness, robustness."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def link(emu):
 
 
 def test_kernel_paths_agree():
-    proc = subprocess.run(["make", "-C", str(ROOT / "firmware"), "kernel-test"], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(["make", "-C", str(ROOT / "firmware"), "kernel-test"], capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "0 failures" in proc.stdout
 
@@ -201,7 +201,8 @@ def test_kill_mid_frame_then_reboot_recovery(tmp_path):
         first = link.infer(img, want_scores=True)
         boot0 = link.boot_id
         # half a frame, then the device dies
-        frame = encode_frame(pc.Op.INFER, 1, pack_struct("chunk", offset=0, total=img.size) + img.tobytes()[:4000])
+        head = pack_struct("chunk", offset=0, total=img.size)
+        frame = encode_frame(pc.Op.INFER, 1, head + img.tobytes()[:4000])
         link._ser.write(frame[:2000])
         e.kill()
         t0 = time.monotonic()

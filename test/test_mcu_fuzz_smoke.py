@@ -27,5 +27,6 @@ def test_fuzz_smoke_no_findings(tmp_path):
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-3000:]
     assert "ERROR: AddressSanitizer" not in log and "runtime error" not in log
-    runs = [int(line.rsplit(":", 1)[1]) for line in log.splitlines() if "stat::number_of_executed_units" in line]
+    runs = [int(line.rsplit(":", 1)[1]) for line in log.splitlines()
+            if "stat::number_of_executed_units" in line]
     assert runs and runs[0] > 10_000, log[-2000:]

@@ -131,8 +131,8 @@ class Emulator:
                 raise FileNotFoundError(f"{binary} missing; run make -C firmware {TARGETS[self.target][0]}")
             build(self.target)
         cmd = self.command()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
         pattern = re.compile(r"TVLM_PTY (\S+)") if self.target == "host" else re.compile(
             r"waiting for connection on: \S*tcp:127\.0\.0\.1:(\d+)")
         line = self._wait_for(pattern)
@@ -160,7 +160,8 @@ class Emulator:
             elif self.proc.poll() is not None:
                 break
         self.stop()
-        raise TimeoutError(f"firmware {self.target} did not come up within {self.start_timeout} s: {text[-500:]!r}")
+        raise TimeoutError(f"firmware {self.target} did not come up within {self.start_timeout} s: "
+                           f"{text[-500:]!r}")
 
     @property
     def running(self) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -104,9 +105,9 @@ def render_c(spec: Dict) -> str:
         out.append(f"#define TVLM_{sname.upper()}_SIZE {size}u")
         out.append(f"_Static_assert(sizeof(tvlm_{sname}_t) == {size}u, \"tvlm_{sname}_t layout\");")
         out.append("")
-    out.append(f"_Static_assert(sizeof(tvlm_model_header_t) == TVLM_MODEL_HEADER_SIZE, \"model header\");")
-    out.append(f"_Static_assert(sizeof(tvlm_layer_t) == TVLM_MODEL_LAYER_SIZE, \"layer record\");")
-    out.append(f"_Static_assert(sizeof(tvlm_table_header_t) == TVLM_TABLE_HEADER_SIZE, \"table header\");")
+    out.append("_Static_assert(sizeof(tvlm_model_header_t) == TVLM_MODEL_HEADER_SIZE, \"model header\");")
+    out.append("_Static_assert(sizeof(tvlm_layer_t) == TVLM_MODEL_LAYER_SIZE, \"layer record\");")
+    out.append("_Static_assert(sizeof(tvlm_table_header_t) == TVLM_TABLE_HEADER_SIZE, \"table header\");")
     out += ["", "#endif /* TVLM_PROTOCOL_H */", ""]
     return "\n".join(out)
 
@@ -125,15 +126,18 @@ def render_py(spec: Dict) -> str:
     for group, cname, base in (("flags", "Flag", "IntFlag"), ("opcodes", "Op", "IntEnum"),
                                ("status", "Status", "IntEnum"), ("ports", "Port", "IntEnum"),
                                ("work_units", "WorkUnit", "IntEnum"), ("layer_ops", "LayerOp", "IntEnum")):
-        out += ["", f"class {cname}({base}):", f'    """{group.replace("_", " ").capitalize()} values."""', ""]
+        title = group.replace("_", " ").capitalize()
+        out += ["", f"class {cname}({base}):", f'    """{title} values."""', ""]
         for key, val in spec[group].items():
             out.append(f"    {key} = {val}")
         out.append("")
     out += ["", "#: name -> (struct format, field names); all little endian.", "STRUCTS = {"]
     for sname, sdef in spec["structs"].items():
         fmt = "<" + "".join(_PY_FMT[t] for _, t in sdef["fields"])
-        names = ", ".join(f'"{n}"' for n, _ in sdef["fields"])
-        out.append(f'    "{sname}": ("{fmt}", ({names},)),')
+        names = textwrap.wrap(", ".join(f'"{n}"' for n, _ in sdef["fields"]) + ",", width=96)
+        out.append(f'    "{sname}": ("{fmt}", (')
+        out += [f"        {line}" for line in names]
+        out.append("    )),")
     out += ["}", ""]
     return "\n".join(out)
 
@@ -154,8 +158,8 @@ def main(argv: List[str] = None) -> int:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.relative_to(ROOT)}")
     if stale:
-        print("stale generated files (run python -m tinyvlm_ros.mcu.gen_protocol): " + ", ".join(stale),
-              file=sys.stderr)
+        print("stale generated files (run python -m tinyvlm_ros.mcu.gen_protocol): "
+              + ", ".join(stale), file=sys.stderr)
         return 1
     return 0
 

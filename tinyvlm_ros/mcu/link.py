@@ -74,7 +74,7 @@ def parse_result(payload: bytes, want_scores: bool) -> InferResult:
 
 
 class McuLink:
-    """Talks to one firmware instance over a pyserial URL (``/dev/ttyACM0``, ``/dev/pts/5``, ``socket://h:p``).
+    """Talks to one firmware instance over a pyserial URL (``/dev/ttyACM0``, ``/dev/pts/5``, ``socket://…``).
 
     Args:
         url: pyserial port name or URL.
@@ -320,7 +320,7 @@ class McuLink:
         try:
             return self._send_chunks(opcode, data, flags)
         except McuStatusError as exc:
-            # a reboot the link has not seen yet shows up as BAD_OFFSET (transfer lost) or BAD_STATE (no table)
+            # a reboot the link has not seen yet shows up as BAD_OFFSET (transfer lost) or BAD_STATE
             if exc.status not in (pc.Status.BAD_OFFSET, pc.Status.BAD_STATE):
                 raise
             if self.reboots == before:
@@ -346,7 +346,8 @@ class McuLink:
         out = bytearray()
         while len(out) < total:
             n = min(pc.MAX_PAYLOAD, total - len(out))
-            out += self.request(pc.Op.READ_EMBED, pack_struct("read_embed", offset=len(out), length=n)).payload
+            req = pack_struct("read_embed", offset=len(out), length=n)
+            out += self.request(pc.Op.READ_EMBED, req).payload
         return np.frombuffer(bytes(out), np.int8).reshape(gh, gw, d)
 
     def device_stats(self) -> Dict[str, int]:

@@ -96,15 +96,44 @@ class LayerOp(IntEnum):
 
 #: name -> (struct format, field names); all little endian.
 STRUCTS = {
-    "info": ("<IBBBBIIIHHBBBBHHHHHHBBHIII", ("fw_version", "proto_version", "port", "kernel_path", "work_unit", "boot_id", "model_id", "model_hash", "input_w", "input_h", "input_c", "grid_w", "grid_h", "model_ok", "embed_dim", "table_capacity_rows", "table_max_dims", "table_rows", "table_dims", "max_payload", "max_query_rows", "max_boxes", "ticks_per_kinstr", "table_hash", "flash_bytes", "ram_bytes",)),
-    "chunk": ("<II", ("offset", "total",)),
-    "chunk_ack": ("<I", ("received",)),
-    "query": ("<BBh", ("n_rows", "max_boxes", "threshold_q15",)),
-    "result": ("<IIIBBBB", ("frame_no", "macs", "ticks", "n_boxes", "grid_w", "grid_h", "n_query",)),
-    "box": ("<HhBBBBHH", ("row", "score_q15", "x0", "y0", "x1", "y1", "cells", "rank",)),
-    "read_embed": ("<IHH", ("offset", "length", "reserved",)),
-    "stats": ("<IIIIIIIII", ("frames", "rx_frames", "rx_bytes", "crc_errors", "resyncs", "naks", "dup_requests", "last_ticks", "last_macs",)),
-    "model_header": ("<IHHIIIHHBBBBHbBIIII", ("magic", "version", "header_size", "model_id", "payload_crc32", "total_size", "in_w", "in_h", "in_c", "n_layers", "grid_w", "grid_h", "embed_dim", "in_zp", "reserved0", "flags", "reserved1", "reserved2", "reserved3",)),
-    "layer": ("<BBBBHHHHHHbbbbIIII", ("op", "k", "stride", "pad", "in_c", "out_c", "in_h", "in_w", "out_h", "out_w", "in_zp", "out_zp", "act_min", "act_max", "w_off", "b_off", "m_off", "s_off",)),
-    "table_header": ("<IHHHHIII", ("magic", "version", "header_size", "rows", "dims", "model_id", "body_crc32", "reserved",)),
+    "info": ("<IBBBBIIIHHBBBBHHHHHHBBHIII", (
+        "fw_version", "proto_version", "port", "kernel_path", "work_unit", "boot_id", "model_id",
+        "model_hash", "input_w", "input_h", "input_c", "grid_w", "grid_h", "model_ok", "embed_dim",
+        "table_capacity_rows", "table_max_dims", "table_rows", "table_dims", "max_payload",
+        "max_query_rows", "max_boxes", "ticks_per_kinstr", "table_hash", "flash_bytes", "ram_bytes",
+    )),
+    "chunk": ("<II", (
+        "offset", "total",
+    )),
+    "chunk_ack": ("<I", (
+        "received",
+    )),
+    "query": ("<BBh", (
+        "n_rows", "max_boxes", "threshold_q15",
+    )),
+    "result": ("<IIIBBBB", (
+        "frame_no", "macs", "ticks", "n_boxes", "grid_w", "grid_h", "n_query",
+    )),
+    "box": ("<HhBBBBHH", (
+        "row", "score_q15", "x0", "y0", "x1", "y1", "cells", "rank",
+    )),
+    "read_embed": ("<IHH", (
+        "offset", "length", "reserved",
+    )),
+    "stats": ("<IIIIIIIII", (
+        "frames", "rx_frames", "rx_bytes", "crc_errors", "resyncs", "naks", "dup_requests",
+        "last_ticks", "last_macs",
+    )),
+    "model_header": ("<IHHIIIHHBBBBHbBIIII", (
+        "magic", "version", "header_size", "model_id", "payload_crc32", "total_size", "in_w", "in_h",
+        "in_c", "n_layers", "grid_w", "grid_h", "embed_dim", "in_zp", "reserved0", "flags", "reserved1",
+        "reserved2", "reserved3",
+    )),
+    "layer": ("<BBBBHHHHHHbbbbIIII", (
+        "op", "k", "stride", "pad", "in_c", "out_c", "in_h", "in_w", "out_h", "out_w", "in_zp",
+        "out_zp", "act_min", "act_max", "w_off", "b_off", "m_off", "s_off",
+    )),
+    "table_header": ("<IHHHHIII", (
+        "magic", "version", "header_size", "rows", "dims", "model_id", "body_crc32", "reserved",
+    )),
 }
