@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
+from tinyvlm_ros.mcu.paths import firmware_dir
+
+FIRMWARE = firmware_dir()
 
 #: target -> (make target, QEMU machine, model slot address, boot seed address)
 TARGETS = {
@@ -29,6 +30,8 @@ TARGETS = {
     "qemu-m4": ("qemu-m4", "mps2-an386", 0x00080000, 0x20000000),
     "qemu-m7": ("qemu-m7", "mps2-an500", 0x00080000, 0x20000000),
     "qemu-m55": ("qemu-m55", "mps3-an547", 0x10070000, 0x30000000),
+    "qemu-m4-plain": ("qemu-m4-plain", "mps2-an386", 0x00080000, 0x20000000),
+    "qemu-m7-plain": ("qemu-m7-plain", "mps2-an500", 0x00080000, 0x20000000),
 }
 
 

@@ -23,10 +23,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, pack_table, quantize_table
-from tinyvlm_ros.mcu.reference import image_to_input, layer_acc
+from tinyvlm_ros.mcu.paths import firmware_dir
+from tinyvlm_ros.mcu.reference import image_to_input, layer_acc, run_layer
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL_PATH = ROOT / "firmware" / "models" / "default.tvm"
+DEFAULT_MODEL_PATH = firmware_dir() / "models" / "default.tvm"
 
 #: (op, k, stride, out_c, relu) per layer; input 96x96x3 -> 12x12 regions x 128 dims.
 DEFAULT_ARCH: Tuple[Tuple[str, int, int, int, bool], ...] = (
@@ -109,8 +109,6 @@ def random_model(seed: int = 0, arch: Sequence[Tuple[str, int, int, int, bool]] 
         layer.mult = np.array([m for m, _ in ms], np.int32)
         layer.shift = np.array([s for _, s in ms], np.int32)
         model.layers.append(layer)
-        from tinyvlm_ros.mcu.reference import run_layer
-
         acts = [run_layer(layer, a) for a in acts]
         h, w, c, zp = layer.out_h, layer.out_w, out_c, layer.out_zp
     return model
@@ -127,7 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     m = sub.add_parser("model", help="write a seeded random model blob")
     m.add_argument("out", type=Path)
     m.add_argument("--seed", type=int, default=0)
-    sub.add_parser("default", help=f"rewrite {DEFAULT_MODEL_PATH.relative_to(ROOT)}")
+    sub.add_parser("default", help=f"rewrite {DEFAULT_MODEL_PATH}")
     args = parser.parse_args(argv)
     out = DEFAULT_MODEL_PATH if args.cmd == "default" else args.out
     blob = pack_model(random_model(seed=0 if args.cmd == "default" else args.seed))
