@@ -96,8 +96,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for t in ("qemu-m4", "qemu-m7", "qemu-m55"):
         s = size_report(t)
-        print(f"| {t} | {s['code']} | {s['model']} | {s['flash']} | {s['arena']} | {s['device']} | {s['stack']} "
-              f"| {s['ram']} | {s['total']} ({s['total'] / 1024:.0f} KiB) |")
+        print(f"| {t} | {s['code']} | {s['model']} | {s['flash']} | {s['arena']} | {s['device']} "
+              f"| {s['stack']} | {s['ram']} | {s['total']} ({s['total'] / 1024:.0f} KiB) |")
     return 0
 
 
