@@ -49,6 +49,9 @@ tvlm_status_t tvlm_conv_s8(tvlm_path_t path, const tvlm_conv_params_t *p, const 
     const int32_t len = p->k * p->k * p->in_c;
     const int pointwise = tvlm_conv_s8_get_buffer_size(p) == 0;
     const int plain = path == TVLM_PATH_PLAIN;
+#if TVLM_HAVE_MVE
+    const int mve = path == TVLM_PATH_MVE;
+#endif
     const int32_t n_pix = p->out_h * p->out_w, oc = p->out_c;
     int32_t pix = 0;
     for (; pix + 2 <= n_pix; pix += 2) {
@@ -58,6 +61,10 @@ tvlm_status_t tvlm_conv_s8(tvlm_path_t path, const tvlm_conv_params_t *p, const 
         int32_t c = 0;
         for (; c + 2 <= oc; c += 2) {
             int32_t acc[4] = {bias_eff[c], bias_eff[c + 1], bias_eff[c], bias_eff[c + 1]};
+#if TVLM_HAVE_MVE
+            if (mve) tvlm_dot2x2_s8_mve_impl(a0, a1, w + c * len, w + (c + 1) * len, len, acc);
+            else
+#endif
             if (plain) tvlm_dot2x2_s8_plain_impl(a0, a1, w + c * len, w + (c + 1) * len, len, acc);
             else tvlm_dot2x2_s8_dsp_impl(a0, a1, w + c * len, w + (c + 1) * len, len, acc);
             o0[c] = tvlm_requant(acc[0], mult[c], shift[c], p->out_zp, p->act_min, p->act_max);

@@ -1,6 +1,7 @@
 /* int8 kernels of the encoder and the scorer, CMSIS-NN style.
  *
- * Each kernel has a plain-C path and a DSP path (SXTB16 + SMLAD, two 16-bit MACs per instruction).
+ * Each kernel has a plain-C path, a DSP path (SXTB16 + SMLAD, two 16-bit MACs per instruction) and, on
+ * cores with Helium (Cortex-M55), an MVE path (16 int8 lanes per instruction).
  * On Arm cores with the DSP extension the DSP path uses the real instructions; elsewhere (host build)
  * it uses exact C emulations, so the host tests compare both paths bit for bit.
  * Requantization (tvlm_requant below) is per output channel with (mult, shift) computed offline by the
@@ -59,6 +60,8 @@ static inline int8_t tvlm_requant(int32_t acc, int32_t mult, int32_t shift, int3
 /* sum(a[i] * b[i]) + acc over n int8 pairs */
 int32_t tvlm_dot_s8_plain(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
 int32_t tvlm_dot_s8_dsp(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
+/* Helium (MVE) path on cores that have it (Cortex-M55); the DSP path elsewhere */
+int32_t tvlm_dot_s8_mve(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
 /* the same for two weight rows sharing one input: out[0] += a.b0, out[1] += a.b1 */
 void tvlm_dot2_s8_plain(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);
 void tvlm_dot2_s8_dsp(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);
