@@ -78,6 +78,7 @@ def size_report(target: str) -> Dict[str, int]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Print the benchmark report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS))

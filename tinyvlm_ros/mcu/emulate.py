@@ -169,6 +169,7 @@ class Emulator:
 
     @property
     def running(self) -> bool:
+        """True while the firmware process runs."""
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -149,6 +149,7 @@ class McuLink:
 
     @property
     def is_open(self) -> bool:
+        """True while the port is open."""
         return self._ser is not None
 
     # ------------------------------------------------------------------ transport
