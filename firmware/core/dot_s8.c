@@ -97,3 +97,11 @@ int32_t tvlm_dot_s8_mve(const int8_t *a, const int8_t *b, int32_t n, int32_t acc
     return tvlm_dot_s8_dsp(a, b, n, acc); /* no Helium on this core */
 #endif
 }
+
+int32_t tvlm_requant_hi_ok(const int32_t *shift, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++) {
+        if (shift[i] < 32 || shift[i] > 62) return 0;
+    }
+    return 1;
+}

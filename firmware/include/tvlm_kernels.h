@@ -21,6 +21,7 @@ typedef struct {
     int32_t out_h, out_w, out_c;
     int32_t k, stride, pad;
     int32_t in_zp, out_zp, act_min, act_max;
+    int32_t requant_hi; /* 1 when every channel's shift >= 32: the branch-free tvlm_requant_hi applies */
 } tvlm_conv_params_t;
 
 /* (a * b + 2^31) >> 32: SMMULR, one instruction on cores with the DSP extension */
@@ -56,6 +57,20 @@ static inline int8_t tvlm_requant(int32_t acc, int32_t mult, int32_t shift, int3
     if (v > act_max) v = act_max;
     return (int8_t)v;
 }
+
+/* tvlm_requant for shift >= 32 without the range branch; the same result */
+static inline int8_t tvlm_requant_hi(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp,
+                                     int32_t act_min, int32_t act_max)
+{
+    const int32_t s2 = shift - 32;
+    int32_t v = tvlm_smmulr(acc, mult);
+    v = ((v + ((1 << s2) >> 1)) >> s2) + out_zp;
+    v = v < act_min ? act_min : v;
+    return (int8_t)(v > act_max ? act_max : v);
+}
+
+/* Scan per-channel shifts once (prepare): 1 when tvlm_requant_hi can be used for the whole layer. */
+int32_t tvlm_requant_hi_ok(const int32_t *shift, int32_t n);
 
 /* sum(a[i] * b[i]) + acc over n int8 pairs */
 int32_t tvlm_dot_s8_plain(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
