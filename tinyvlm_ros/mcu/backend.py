@@ -1,0 +1,235 @@
+"""The microcontroller engine: :class:`McuEngine` implements :class:`tinyvlm_ros.types.Engine`.
+
+Text never runs on the MCU.  The host embeds each target phrase (``text_embed``,
+e.g. the CLIP text tower), keeps a Matryoshka prefix of ``dims``, quantizes it to
+int8 with a per-row scale and loads the rows into the MCU's table; each frame is
+resized to the MCU's input size, sent, and the boxes that come back in grid cells
+are mapped to pixels of the original frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import zlib
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from tinyvlm_ros.mcu.export import table_from_embeddings
+from tinyvlm_ros.mcu.link import McuLink
+from tinyvlm_ros.types import Detection, DetectionResult, Engine
+
+log = logging.getLogger(__name__)
+
+TextEmbed = Callable[[List[str]], np.ndarray]
+
+_LEAD = re.compile(r"^(please\s+)?(pick( up)?|grab|find|get|take|show( me)?|locate|detect|point (at|to))\s+",
+                   re.IGNORECASE)
+_ARTICLE = re.compile(r"^(the|a|an|all|every)\s+", re.IGNORECASE)
+
+
+def split_command(command: Union[str, Sequence[str]]) -> List[str]:
+    """A command ("pick the red block and the blue ball") -> target phrases; a list is taken as is."""
+    if not isinstance(command, str):
+        phrases = [str(c).strip() for c in command]
+    else:
+        text = _LEAD.sub("", command.strip().rstrip(".!?"))
+        phrases = [p.strip() for p in re.split(r",|\band\b|\bor\b", text)]
+    out = []
+    for p in phrases:
+        p = _ARTICLE.sub("", p).strip()
+        if p and p not in out:
+            out.append(p)
+    if not out:
+        raise ValueError(f"no target phrase in command {command!r}")
+    return out
+
+
+def hash_text_embed(phrases: List[str], dim: int = 128) -> np.ndarray:
+    """Deterministic pseudo-random unit embeddings per phrase: a stand-in when no text tower is plugged in.
+
+    Not semantic: useful for wiring, tests and random-weight firmware only.
+    """
+    out = np.empty((len(phrases), dim), np.float32)
+    for i, p in enumerate(phrases):
+        v = np.random.default_rng(zlib.crc32(p.encode("utf-8"))).normal(size=dim)
+        out[i] = v / np.linalg.norm(v)
+    return out
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[0] == height and image.shape[1] == width:
+        return np.ascontiguousarray(image)
+    try:
+        import cv2
+
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    except ImportError:  # nearest neighbour without OpenCV
+        ys = (np.arange(height) * image.shape[0] / height).astype(int)
+        xs = (np.arange(width) * image.shape[1] / width).astype(int)
+        return np.ascontiguousarray(image[ys][:, xs])
+
+
+class McuEngine:
+    """Detection on a microcontroller running the TinyVLM firmware.
+
+    Args:
+        link: an :class:`McuLink` or a pyserial URL (then ``baud`` and ``timeout`` apply).
+        text_embed: ``list[str] -> float32 [N, D]`` text embeddings (the host's CLIP text tower).
+        dims: Matryoshka prefix kept on the MCU (multiple of 4, <= D and <= the MCU's embed dims).
+        baud: serial baud rate when ``link`` is a URL.
+        timeout: seconds per reply when ``link`` is a URL.
+        score_threshold: default cosine threshold for a region to count (overridable per call).
+        max_detections: default box limit (1..32).
+        fallback: an engine used while the MCU is unreachable; None raises ConnectionError instead.
+        split: command -> target phrases (default :func:`split_command`).
+    """
+
+    name = "mcu"
+
+    def __init__(self, link: Union[McuLink, str], text_embed: TextEmbed, dims: int = 64, *,
+                 baud: int = 921600, timeout: float = 2.0, score_threshold: float = 0.25,
+                 max_detections: int = 8,
+                 fallback: Optional[Engine] = None,
+                 split: Callable[[Union[str, Sequence[str]]], List[str]] = split_command) -> None:
+        if dims <= 0 or dims % 4:
+            raise ValueError(f"dims must be a positive multiple of 4, got {dims}")
+        if not 1 <= max_detections <= 32:
+            raise ValueError(f"max_detections must be 1..32, got {max_detections}")
+        self.link = link if isinstance(link, McuLink) else McuLink(link, baud=baud, timeout=timeout)
+        self.text_embed = text_embed
+        self.dims = dims
+        self.score_threshold = score_threshold
+        self.max_detections = max_detections
+        self.fallback = fallback
+        self.split = split
+        self.degraded = False
+        self.last_error = ""
+        self._phrases: List[str] = []
+        self._embeddings: Optional[np.ndarray] = None
+        self._loaded: List[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self) -> "McuEngine":
+        """Open the link and check the device's model can hold ``dims``."""
+        if not self.link.is_open:
+            self.link.open()
+        info = self.link.info
+        if not info.get("model_ok"):
+            raise ValueError(f"MCU at {self.link.url} has no valid model")
+        limit = min(info["embed_dim"], info["table_max_dims"])
+        if self.dims > limit:
+            raise ValueError(f"dims {self.dims} exceed what the MCU holds ({limit})")
+        return self
+
+    def close(self) -> None:
+        """Close the link."""
+        self.link.close()
+
+    def __enter__(self) -> "McuEngine":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ table
+    def _ensure_rows(self, targets: List[str]) -> List[int]:
+        """Make sure every target has a table row on the device; return their row indices."""
+        cap = min(int(self.link.info.get("table_capacity_rows", 256)), 256)
+        new = [t for t in targets if t not in self._phrases]
+        if new:
+            emb = np.asarray(self.text_embed(new), dtype=np.float32)
+            if emb.ndim != 2 or emb.shape[0] != len(new) or emb.shape[1] < self.dims:
+                raise ValueError(f"text_embed returned shape {emb.shape}, "
+                                 f"expected [{len(new)}, >= {self.dims}]")
+            if len(self._phrases) + len(new) > cap:  # full: start over with what this command needs
+                keep = [t for t in targets if t in self._phrases]
+                idx = [self._phrases.index(t) for t in keep]
+                self._phrases = keep
+                self._embeddings = self._embeddings[idx] if self._embeddings is not None and idx else None
+            self._phrases += new
+            self._embeddings = emb if self._embeddings is None else np.concatenate([self._embeddings, emb])
+        if self._loaded != self._phrases:
+            assert self._embeddings is not None
+            blob = table_from_embeddings(self._embeddings, self.dims, self.link.info["model_id"])
+            self.link.load_table(blob)
+            self._loaded = list(self._phrases)
+        return [self._phrases.index(t) for t in targets]
+
+    # ------------------------------------------------------------------ Engine
+    def detect(self, image: np.ndarray, command: Union[str, Sequence[str]], *,
+               score_threshold: Optional[float] = None,
+               max_detections: Optional[int] = None) -> DetectionResult:
+        """Detect the command's targets in an HxWx3 uint8 RGB frame on the MCU."""
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"image must be HxWx3 uint8, got {img.shape} {img.dtype}")
+        targets = self.split(command)
+        thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        limit = self.max_detections if max_detections is None else int(max_detections)
+        limit = max(1, min(limit, 32))
+        t0 = time.monotonic()
+        try:
+            if not self.link.is_open:
+                self.open()
+            rows = self._ensure_rows(targets)
+            result = self._run(img, targets, rows, thr, limit)
+        except (ConnectionError, TimeoutError) as exc:
+            self.degraded = True
+            self.last_error = str(exc)
+            if self.fallback is None:
+                raise
+            log.warning("MCU unreachable (%s); using the fallback engine", exc)
+            res = self.fallback.detect(image, command, score_threshold=score_threshold,
+                                       max_detections=max_detections)
+            res.work["mcu_fallback"] = 1
+            return res
+        self.degraded = False
+        self.last_error = ""
+        result.timings["mcu"] = time.monotonic() - t0
+        return result
+
+    def _run(self, img: np.ndarray, targets: List[str], rows: List[int], thr: float,
+             limit: int) -> DetectionResult:
+        info = self.link.info
+        h, w = img.shape[:2]
+        small = _resize(img, info["input_w"], info["input_h"])
+        detections: List[Detection] = []
+        res = None
+        macs = ticks = 0
+        for start in range(0, len(rows), 16):  # the device scores up to 16 query rows per frame
+            chunk = rows[start:start + 16]
+            self.link.set_query(chunk, threshold=thr, max_boxes=limit)
+            res = self.link.infer(small)
+            macs += res.macs
+            ticks += res.ticks
+            sx, sy = w / res.grid_w, h / res.grid_h
+            for b in res.boxes:
+                ti = start + b["rank"]
+                detections.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
+                                            box_xyxy=(b["x0"] * sx, b["y0"] * sy, b["x1"] * sx, b["y1"] * sy),
+                                            target_index=ti))
+        detections.sort(key=lambda d: -d.score)
+        work: Dict[str, int] = {"mcu_macs": macs, "mcu_ticks": ticks, "mcu_frames": 1}
+        kinstr = info.get("ticks_per_kinstr", 0)
+        if kinstr:
+            work["mcu_instructions"] = int(ticks * 1000 // kinstr)
+        return DetectionResult(detections=detections[:limit], targets=targets, work=work)
+
+    def describe(self) -> Dict[str, str]:
+        """Backend, device and model identity for diagnostics."""
+        info = self.link.info
+        d = {"backend": "mcu", "port": self.link.url, "dims": str(self.dims),
+             "state": "degraded" if self.degraded else ("ok" if self.link.is_open else "closed")}
+        if info:
+            fw = info["fw_version"]
+            d.update({"firmware": f"{fw >> 16}.{(fw >> 8) & 0xFF}.{fw & 0xFF}",
+                      "protocol": str(info["proto_version"]), "model_id": f"{info['model_id']:08x}",
+                      "model_hash": f"{info['model_hash']:08x}", "boot_id": f"{info['boot_id']:08x}",
+                      "input": f"{info['input_w']}x{info['input_h']}x{info['input_c']}",
+                      "grid": f"{info['grid_w']}x{info['grid_h']}", "reboots": str(self.link.reboots)})
+        if self.last_error:
+            d["last_error"] = self.last_error
+        return d

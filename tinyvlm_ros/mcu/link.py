@@ -1,0 +1,376 @@
+"""Serial link to the TinyVLM firmware: requests with timeouts, retries, reconnects and reboot recovery.
+
+Every read and write has a deadline.  A lost or corrupted reply is retried with
+the same sequence number (the firmware answers a repeat from its reply cache, so
+nothing runs twice).  When the device stops answering the link reopens the port;
+when it answers with a new boot id it reloads the table and query it had sent,
+then repeats the request.  A device that stays away raises ConnectionError.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tinyvlm_ros.mcu import protocol_constants as pc
+from tinyvlm_ros.mcu.codec import Frame, FrameParser, encode_frame, pack_struct, struct_size, unpack_struct
+
+log = logging.getLogger(__name__)
+
+
+class McuStatusError(RuntimeError):
+    """The firmware answered a request with an error status."""
+
+    def __init__(self, opcode: int, status: int) -> None:
+        self.opcode = opcode
+        self.status = status
+        try:
+            sname = pc.Status(status).name
+        except ValueError:
+            sname = f"status {status}"
+        try:
+            oname = pc.Op(opcode).name
+        except ValueError:
+            oname = f"opcode {opcode}"
+        super().__init__(f"MCU refused {oname}: {sname}")
+
+
+@dataclass
+class InferResult:
+    """One INFER reply: boxes in grid cells, optional Q15 scores, work counters."""
+
+    frame_no: int
+    macs: int
+    ticks: int
+    grid_w: int
+    grid_h: int
+    boxes: List[Dict[str, int]] = field(default_factory=list)
+    scores: Optional[np.ndarray] = None  # int16 [n_query, grid_h * grid_w]
+
+
+def parse_result(payload: bytes, want_scores: bool) -> InferResult:
+    """Decode the payload of a final INFER reply."""
+    r = unpack_struct("result", payload)
+    off = struct_size("result")
+    bsize = struct_size("box")
+    boxes = []
+    for _ in range(r["n_boxes"]):
+        boxes.append(unpack_struct("box", payload, off))
+        off += bsize
+    scores = None
+    cells = r["grid_w"] * r["grid_h"]
+    if want_scores:
+        need = 2 * cells * r["n_query"]
+        if len(payload) - off != need:
+            raise ValueError(f"INFER reply carries {len(payload) - off} score bytes, expected {need}")
+        scores = np.frombuffer(payload, "<i2", cells * r["n_query"], off).reshape(r["n_query"], cells).copy()
+    return InferResult(r["frame_no"], r["macs"], r["ticks"], r["grid_w"], r["grid_h"], boxes, scores)
+
+
+class McuLink:
+    """Talks to one firmware instance over a pyserial URL (``/dev/ttyACM0``, ``/dev/pts/5``, ``socket://…``).
+
+    Args:
+        url: pyserial port name or URL.
+        baud: baud rate (ignored by pseudo-terminals and sockets).
+        timeout: seconds to wait for each reply.
+        retries: attempts per request before reconnecting.
+        reconnects: reconnect attempts before raising ConnectionError.
+        reconnect_delay: seconds between reconnect attempts.
+        opener: ``(url, baud) -> serial-like`` (default ``serial.serial_for_url``), for tests of other links.
+    """
+
+    def __init__(self, url: str, baud: int = 921600, timeout: float = 2.0, retries: int = 3,
+                 reconnects: int = 3, reconnect_delay: float = 0.5,
+                 opener: Optional[Callable[[str, int], object]] = None) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.url = url
+        self.baud = baud
+        self.timeout = timeout
+        self.retries = max(1, retries)
+        self.reconnects = max(0, reconnects)
+        self.reconnect_delay = reconnect_delay
+        self._opener = opener
+        self._ser = None
+        self._parser = FrameParser()
+        self._seq = random.randrange(0, 0x10000)
+        self.info: Dict[str, int] = {}
+        self.boot_id: Optional[int] = None
+        self.reboots = 0
+        self._table: Optional[bytes] = None
+        self._query: Optional[bytes] = None
+        self.stats = {"requests": 0, "retries": 0, "reconnects": 0, "timeouts": 0}
+
+    # ------------------------------------------------------------------ port
+    def open(self) -> "McuLink":
+        """Open the port and say HELLO; raises ConnectionError when nothing answers."""
+        self._open_port()
+        self._recover(first=True)
+        return self
+
+    def _open_port(self) -> None:
+        self._close_port()
+        try:
+            if self._opener is not None:
+                self._ser = self._opener(self.url, self.baud)
+            else:
+                import serial
+
+                self._ser = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.05,
+                                                  write_timeout=self.timeout)
+        except Exception as exc:  # serial.SerialException, OSError, ValueError from bad URLs
+            raise ConnectionError(f"cannot open MCU port {self.url}: {exc}") from exc
+        self._parser.reset()
+
+    def _close_port(self) -> None:
+        if self._ser is not None:
+            try:
+                self._ser.close()
+            except Exception:  # closing a dead port must not mask the real error
+                pass
+        self._ser = None
+
+    def close(self) -> None:
+        """Close the port."""
+        self._close_port()
+
+    def __enter__(self) -> "McuLink":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        """True while the port is open."""
+        return self._ser is not None
+
+    # ------------------------------------------------------------------ transport
+    def _write(self, data: bytes) -> None:
+        if self._ser is None:
+            raise ConnectionError(f"MCU port {self.url} is not open")
+        try:
+            self._ser.write(data)
+            self._ser.flush()
+        except Exception as exc:
+            raise ConnectionError(f"write to MCU at {self.url} failed: {exc}") from exc
+
+    def _read_reply(self, opcode: int, seq: int, timeout: float) -> Frame:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._ser is None:
+                raise ConnectionError(f"MCU port {self.url} is not open")
+            try:
+                chunk = self._ser.read(max(1, self._ser.in_waiting))
+            except Exception as exc:
+                raise ConnectionError(f"read from MCU at {self.url} failed: {exc}") from exc
+            for f in self._parser.feed(chunk):
+                if f.seq == seq and f.opcode == opcode and (f.is_response or f.error):
+                    return f
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no reply from MCU at {self.url} within {timeout:.1f} s "
+                                   f"({pc.Op(opcode).name} seq {seq})")
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    def _exchange(self, opcode: int, payload: bytes, flags: int, timeout: Optional[float],
+                  seq: Optional[int] = None) -> Frame:
+        """One request with retries on timeout / NAK-CRC; raises TimeoutError or ConnectionError."""
+        if seq is None:
+            seq = self._next_seq()
+        frame = encode_frame(opcode, seq, payload, flags)
+        self.stats["requests"] += 1
+        last: Exception = TimeoutError("no attempt")
+        for attempt in range(self.retries):
+            if attempt:
+                self.stats["retries"] += 1
+            self._write(frame)
+            try:
+                reply = self._read_reply(opcode, seq, timeout or self.timeout)
+            except TimeoutError as exc:
+                self.stats["timeouts"] += 1
+                self._parser.reset()  # a partial reply will never complete
+                last = exc
+                continue
+            if reply.error or reply.status == pc.Status.BAD_CRC:
+                last = TimeoutError(f"corrupted exchange ({reply.error or 'NAK BAD_CRC'})")
+                continue
+            return reply
+        raise last
+
+    def request(self, opcode: int, payload: bytes = b"", flags: int = 0, timeout: Optional[float] = None,
+                recover: bool = True) -> Frame:
+        """Send one request and return its reply (status OK or MORE); McuStatusError otherwise.
+
+        With ``recover`` a dead or rebooted device is reconnected (tables reloaded) and the request repeated:
+        with the same seq when the device did not reboot (it may have run the request already and answers
+        from its reply cache), with a new one after a reboot.
+        """
+        seq = self._next_seq()
+        try:
+            reply = self._exchange(opcode, payload, flags, timeout, seq)
+        except (TimeoutError, ConnectionError) as exc:
+            if not recover:
+                raise
+            log.warning("MCU link: %s; reconnecting", exc)
+            before = self.reboots
+            self._recover()
+            reply = self._exchange(opcode, payload, flags, timeout, seq if self.reboots == before else None)
+        if reply.status not in (pc.Status.OK, pc.Status.MORE):
+            raise McuStatusError(opcode, reply.status)
+        return reply
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self, first: bool = False) -> None:
+        """Reopen until HELLO answers; after a reboot reload the table and query."""
+        errors = []
+        for attempt in range(self.reconnects + 1):
+            try:
+                if not first or attempt:
+                    self.stats["reconnects"] += 1
+                    if attempt:
+                        time.sleep(self.reconnect_delay)
+                    self._open_port()
+                self._hello()
+                return
+            except (TimeoutError, ConnectionError) as exc:
+                errors.append(str(exc))
+        self._close_port()
+        raise ConnectionError(f"MCU at {self.url} is not answering after {self.reconnects + 1} attempts: "
+                              f"{errors[-1] if errors else 'unknown'}")
+
+    def _hello(self) -> Dict[str, int]:
+        reply = self._exchange(pc.Op.HELLO, b"", 0, None)
+        if reply.status != pc.Status.OK:
+            raise McuStatusError(pc.Op.HELLO, reply.status)
+        info = unpack_struct("info", reply.payload)
+        if info["proto_version"] != pc.PROTOCOL_VERSION:
+            raise ConnectionError(f"MCU speaks protocol {info['proto_version']}, host {pc.PROTOCOL_VERSION}")
+        rebooted = self.boot_id is not None and info["boot_id"] != self.boot_id
+        self.info = info
+        self.boot_id = info["boot_id"]
+        if rebooted:
+            self.reboots += 1
+            log.warning("MCU rebooted (boot id %08x); reloading table", info["boot_id"])
+            self._restore()
+        return info
+
+    def _restore(self) -> None:
+        if self._table is not None:
+            self._send_chunks(pc.Op.LOAD_TABLE, self._table, 0, recover=False)
+        if self._query is not None:
+            self.request(pc.Op.SET_QUERY, self._query, recover=False)
+        self._hello_quiet()
+
+    def _hello_quiet(self) -> None:
+        reply = self._exchange(pc.Op.HELLO, b"", 0, None)
+        self.info = unpack_struct("info", reply.payload)
+
+    # ------------------------------------------------------------------ commands
+    def hello(self) -> Dict[str, int]:
+        """HELLO: firmware/protocol version, model id and hash, input size, dims, capacity, boot id."""
+        try:
+            return self._hello()
+        except (TimeoutError, ConnectionError):
+            self._recover()
+            return self.info
+
+    def ping(self, data: bytes = b"ping") -> bytes:
+        """PING: the device echoes ``data``."""
+        return self.request(pc.Op.PING, data).payload
+
+    def _send_chunks(self, opcode: int, data: bytes, flags: int, recover: bool = True) -> Frame:
+        total = len(data)
+        if total == 0:
+            raise ValueError("nothing to send")
+        step = pc.MAX_CHUNK_DATA
+        reply = None
+        for off in range(0, total, step):
+            payload = pack_struct("chunk", offset=off, total=total) + data[off:off + step]
+            last = off + step >= total
+            reply = self.request(opcode, payload, flags if last else 0, recover=recover)
+            if not last and reply.status != pc.Status.MORE:
+                raise ConnectionError(f"MCU ended a transfer early at {off} of {total} bytes")
+        assert reply is not None
+        return reply
+
+    def load_table(self, blob: bytes) -> Dict[str, int]:
+        """LOAD_TABLE in chunks; remembered and reloaded after a device reboot.  Returns the new info."""
+        self._table = bytes(blob)
+        self._query = None
+        reply = self._send_chunks_recovering(pc.Op.LOAD_TABLE, self._table, 0)
+        self.info = unpack_struct("info", reply.payload)
+        return self.info
+
+    def set_query(self, rows: Sequence[int], threshold: float = 0.25, max_boxes: int = 8) -> None:
+        """SET_QUERY: which table rows to score, the cosine threshold and the box limit."""
+        rows = [int(r) for r in rows]
+        if not 1 <= len(rows) <= pc.MAX_QUERY_ROWS:
+            raise ValueError(f"query needs 1..{pc.MAX_QUERY_ROWS} rows, got {len(rows)}")
+        if not 1 <= max_boxes <= pc.MAX_BOXES:
+            raise ValueError(f"max_boxes must be 1..{pc.MAX_BOXES}, got {max_boxes}")
+        thr = int(round(max(-1.0, min(threshold, 32767 / 32768)) * 32768))
+        payload = pack_struct("query", n_rows=len(rows), max_boxes=max_boxes, threshold_q15=thr)
+        payload += struct.pack(f"<{len(rows)}H", *rows)
+        self._query = payload
+        self.request(pc.Op.SET_QUERY, payload)
+
+    def _send_chunks_recovering(self, opcode: int, data: bytes, flags: int) -> Frame:
+        """A chunked transfer that restarts from offset 0 when the device reboots half way."""
+        before = self.reboots
+        try:
+            return self._send_chunks(opcode, data, flags)
+        except McuStatusError as exc:
+            # a reboot the link has not seen yet shows up as BAD_OFFSET (transfer lost) or BAD_STATE (no
+            # table); HELLO notices it and restores the table; then the whole transfer starts again
+            if exc.status not in (pc.Status.BAD_OFFSET, pc.Status.BAD_STATE):
+                raise
+            if self.reboots == before:
+                self._hello()
+            if exc.status == pc.Status.BAD_STATE and self.reboots == before:
+                raise
+        return self._send_chunks(opcode, data, flags)
+
+    def infer(self, image: np.ndarray, want_scores: bool = False) -> InferResult:
+        """INFER: send an in_h x in_w x in_c uint8 frame, return boxes (grid cells), scores and work."""
+        img = np.ascontiguousarray(image, dtype=np.uint8)
+        want = (self.info.get("input_h"), self.info.get("input_w"), self.info.get("input_c"))
+        if img.shape != want:
+            raise ValueError(f"frame shape {img.shape}, the MCU model takes {want}")
+        flags = int(pc.Flag.WANT_SCORES) if want_scores else 0
+        reply = self._send_chunks_recovering(pc.Op.INFER, img.tobytes(), flags)
+        return parse_result(reply.payload, want_scores)
+
+    def read_embed(self) -> np.ndarray:
+        """READ_EMBED: the last frame's int8 region embeddings [grid_h, grid_w, embed_dim]."""
+        gh, gw, d = self.info["grid_h"], self.info["grid_w"], self.info["embed_dim"]
+        total = gh * gw * d
+        out = bytearray()
+        while len(out) < total:
+            n = min(pc.MAX_PAYLOAD, total - len(out))
+            req = pack_struct("read_embed", offset=len(out), length=n)
+            out += self.request(pc.Op.READ_EMBED, req).payload
+        return np.frombuffer(bytes(out), np.int8).reshape(gh, gw, d)
+
+    def device_stats(self) -> Dict[str, int]:
+        """STATS: frame, byte, CRC-error, resync, NAK and duplicate counters of the device."""
+        return unpack_struct("stats", self.request(pc.Op.STATS).payload)
+
+    def reset(self) -> Dict[str, int]:
+        """RESET: soft reboot of the device (forgets the table; the link reloads it on next use)."""
+        reply = self.request(pc.Op.RESET)
+        info = unpack_struct("info", reply.payload)
+        self.info = info
+        self.boot_id = info["boot_id"]
+        self._table = None
+        self._query = None
+        return info
