@@ -100,8 +100,11 @@ _QUALS = st.sampled_from([("", None), (" on the left", "left"), (" at the top", 
 def test_generated_commands_round_trip(parts, verb, sep):
     text = verb + sep.join(art + noun + qtext for art, noun, (qtext, _) in parts)
     cmd = parse_command(text)
-    assert cmd.phrases == [noun for _, noun, _ in parts]
-    assert [t.qualifiers for t in cmd.targets] == [[q] if q else [] for _, _, (_, q) in parts]
+    expected = []  # repeated targets ("the pen and the pen") are asked for once
+    for _, noun, (_, q) in parts:
+        if (noun, [q] if q else []) not in expected:
+            expected.append((noun, [q] if q else []))
+    assert [(t.phrase, t.qualifiers) for t in cmd.targets] == expected
 
 
 @settings(max_examples=150, deadline=None, database=None)
@@ -112,6 +115,14 @@ def test_any_text_parses_or_raises_value_error(text):
     except ValueError:
         return
     assert cmd.targets and all(t.phrase.strip() for t in cmd.targets)
+
+
+def test_separators_at_the_edges_and_repeats():
+    assert parse_command("pick the pen and").phrases == ["pen"]
+    assert parse_command("and the sandwich, then the cup").phrases == ["sandwich", "cup"]
+    assert parse_command("the pen and the pen").phrases == ["pen"]
+    with pytest.raises(ValueError):
+        parse_command(" , and ")
 
 
 def test_shared_noun_and_place_phrases():

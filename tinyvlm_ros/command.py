@@ -163,7 +163,8 @@ def parse_command(command: str) -> ParsedCommand:
     # keep letters, digits, hyphens and the separators; everything else is a space
     norm = re.sub(r"[^a-z0-9\-,;'\s]", " ", norm)
     norm = norm.replace("'s ", " ").replace("'", "")
-    parts = re.split(r"\s*[,;]\s*|\s+and\s+|\s+then\s+|\s+as well as\s+|\s+plus\s+", norm)
+    # separators are whole words anywhere ("pick the pen and", ", and the cup")
+    parts = re.split(r"\s*[,;]\s*|\b(?:and|then|as well as|plus)\b", norm)
     targets: List[Target] = []
     for part in parts:
         words = [w.strip("-") for w in part.split()]
@@ -190,7 +191,16 @@ def parse_command(command: str) -> ParsedCommand:
             t.noun = nxt.noun
     if not targets:
         raise ValueError(f"command {command!r} names no object; say what to find, e.g. 'pick the pen'")
-    return ParsedCommand(text=text, targets=targets)
+    return ParsedCommand(text=text, targets=_unique(targets))
+
+
+def _unique(targets: List[Target]) -> List[Target]:
+    """Drop repeated targets ("the pen and the pen"): same phrase and qualifiers."""
+    out: List[Target] = []
+    for t in targets:
+        if not any(o.phrase == t.phrase and o.qualifiers == t.qualifiers for o in out):
+            out.append(t)
+    return out
 
 
 def parse_targets(command_or_targets: Union[str, Sequence[str]]) -> ParsedCommand:
@@ -209,4 +219,4 @@ def parse_targets(command_or_targets: Union[str, Sequence[str]]) -> ParsedComman
         targets.extend(parse_command(item).targets)
     if not targets:
         raise ValueError("empty target list: give at least one phrase, e.g. ['pen']")
-    return ParsedCommand(text=", ".join(str(t) for t in command_or_targets), targets=targets)
+    return ParsedCommand(text=", ".join(str(t) for t in command_or_targets), targets=_unique(targets))

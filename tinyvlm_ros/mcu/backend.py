@@ -10,13 +10,13 @@ are mapped to pixels of the original frame.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import zlib
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from tinyvlm_ros.command import parse_targets
 from tinyvlm_ros.mcu.export import table_from_embeddings
 from tinyvlm_ros.mcu.link import McuLink
 from tinyvlm_ros.types import Detection, DetectionResult, Engine
@@ -25,26 +25,10 @@ log = logging.getLogger(__name__)
 
 TextEmbed = Callable[[List[str]], np.ndarray]
 
-_LEAD = re.compile(r"^(please\s+)?(pick( up)?|grab|find|get|take|show( me)?|locate|detect|point (at|to))\s+",
-                   re.IGNORECASE)
-_ARTICLE = re.compile(r"^(the|a|an|all|every)\s+", re.IGNORECASE)
-
 
 def split_command(command: Union[str, Sequence[str]]) -> List[str]:
-    """A command ("pick the red block and the blue ball") -> target phrases; a list is taken as is."""
-    if not isinstance(command, str):
-        phrases = [str(c).strip() for c in command]
-    else:
-        text = _LEAD.sub("", command.strip().rstrip(".!?"))
-        phrases = [p.strip() for p in re.split(r",|\band\b|\bor\b", text)]
-    out = []
-    for p in phrases:
-        p = _ARTICLE.sub("", p).strip()
-        if p and p not in out:
-            out.append(p)
-    if not out:
-        raise ValueError(f"no target phrase in command {command!r}")
-    return out
+    """Return the target phrases of a command (the host engine's parser, so both engines agree)."""
+    return parse_targets(command).phrases
 
 
 def hash_text_embed(phrases: List[str], dim: int = 128) -> np.ndarray:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the firmware, QEMU and lint tests need.  Idempotent.
 set -euo pipefail
-pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm libxml2-utils clang)
+pkgs=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm libxml2-utils clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
