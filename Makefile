@@ -40,5 +40,21 @@ test: build
 demo: build
 	$(ENV) && $(OVERLAY) && python tools/demo.py
 
+# Cortex-M builds (M4, M7, M55) and the host build, then flash/RAM per port.
+firmware: apt
+	$(MAKE) -C firmware host qemu-m4 qemu-m7 qemu-m55
+	$(MAKE) -C firmware size
+
+# libFuzzer + ASan/UBSan on the firmware's frame parser and dispatcher, 10 minutes.
+fuzz: apt
+	$(MAKE) -C firmware fuzz
+
+# Benchmarks; each writes its numbers (with the command) into docs/.
+bench: build firmware
+	$(ENV) && $(OVERLAY) && tinyvlm bench node --frames 60 --rate 5 \
+		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
+	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.mcu.bench
+
 clean:
 	rm -rf build install log

@@ -27,3 +27,15 @@ def test_validate():
     assert "must be int" in params.validate("max_detections", True)
     assert "must be bool" in params.validate("one_shot", "yes")
     assert params.validate("use_sim_time", True) is None  # not ours: left to rclpy
+
+
+def test_generated_docs_are_current():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", SOURCE_DIR / "tools" / "gen_params_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (SOURCE_DIR / "config" / "detect.yaml").read_text() == gen.config_yaml(), \
+        "config/detect.yaml is stale: run python tools/gen_params_docs.py"
+    assert gen.readme_table() in (SOURCE_DIR / "README.md").read_text(), \
+        "README's parameter table is stale: run python tools/gen_params_docs.py"

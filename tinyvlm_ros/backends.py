@@ -58,4 +58,31 @@ def _make_local(cfg: Dict[str, Any]) -> Engine:
 
 
 def _make_mcu(cfg: Dict[str, Any]) -> Engine:
-    raise ValueError("the mcu backend is not available in this build")
+    from tinyvlm_ros.engine.matcher import ClipMatcher
+    from tinyvlm_ros.mcu.backend import McuEngine
+    from tinyvlm_ros.models.manifest import load_manifest
+
+    port = str(cfg.get("serial_port") or "")
+    if not port:
+        raise ValueError("backend mcu needs serial_port: a device (/dev/ttyACM0) or a pyserial URL "
+                         "(socket://127.0.0.1:5555; `tinyvlm mcu emulate` prints one)")
+    # Text never runs on the MCU: the host's CLIP text tower embeds each target phrase.
+    model_set = load_manifest(_model_dir(cfg))
+    text = ClipMatcher(model_set.clip, threads=int(cfg.get("threads", 2)))
+    dims = int(cfg.get("matryoshka_dim") or 0) or min(64, text.dim)
+    fallback = _make_local(cfg) if cfg.get("mcu_fallback") else None
+
+    def text_embed(phrases):
+        # the same caption the host matcher scores crops against
+        return text.embed_texts([text.prompt(p) for p in phrases])
+
+    engine = McuEngine(port, text_embed, dims=dims, baud=int(cfg.get("serial_baud", 921600)),
+                       timeout=float(cfg.get("mcu_timeout_s", 2.0)), fallback=fallback,
+                       max_detections=min(32, int(cfg.get("max_detections", 10))))
+    try:
+        engine.open()
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        if fallback is None:
+            raise ConnectionError(f"MCU at {port} does not answer: {exc}") from exc
+        engine.degraded, engine.last_error = True, str(exc)
+    return engine

@@ -60,6 +60,11 @@ PARAMS: Tuple[Param, ...] = (
           reconfigure=True),
     Param("mcu_fallback", False, "when the MCU is unreachable, run the local engine instead",
           reconfigure=True),
+    Param("mcu_model_dir", "", "distilled MCU encoder (`tinyvlm mcu distill --out`): its text projection, "
+          "prefix and calibrated thresholds; empty = the host text tower's embeddings as they are",
+          reconfigure=True),
+    Param("mcu_score_threshold", 0.0, "cosine threshold of MCU region scores (0 = the distilled model's "
+          "calibrated value, else 0.25)", range=(0.0, 1.0)),
     Param("service_timeout_s", 10.0, "the ~/detect service answers failure after this long",
           range=(0.1, 600.0)),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics and ~/status updates", range=(0.1, 60.0)),

@@ -320,8 +320,8 @@ class DetectNode(Node):
             self._report_problem(f"image:{_problem_kind(str(exc))}", f"bad image skipped: {exc}")
             return
         t_decoded = time.perf_counter()
-        result = self._run_engine(rgb, command.text, float(self._param("score_threshold")),
-                                  int(self._param("max_detections")), timeout=None)
+        result = self._run_engine(rgb, command.text, self._threshold(), int(self._param("max_detections")),
+                                  timeout=None)
         if result is None:
             return
         t_engine = time.perf_counter()
@@ -344,7 +344,13 @@ class DetectNode(Node):
                     self._command = None
             self._publish_status()
 
-    def _run_engine(self, rgb: np.ndarray, command: str, threshold: float, max_det: int,
+    def _threshold(self) -> Optional[float]:
+        """Return the score threshold in the active engine's units (None: the engine's own)."""
+        if self._cfg.get("backend") == "mcu":
+            return float(self._param("mcu_score_threshold")) or None   # cosine of region scores
+        return float(self._param("score_threshold"))                    # calibrated probability
+
+    def _run_engine(self, rgb: np.ndarray, command: str, threshold: Optional[float], max_det: int,
                     timeout: Optional[float]) -> Optional[DetectionResult]:
         if not self._engine_lock.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError(f"the engine stayed busy for {timeout:g} s")
@@ -424,7 +430,7 @@ class DetectNode(Node):
         except ValueError as exc:
             response.success, response.message = False, f"bad image: {exc}"
             return response
-        threshold = request.min_score if request.min_score > 0 else float(self._param("score_threshold"))
+        threshold = request.min_score if request.min_score > 0 else self._threshold()
         max_det = request.max_results if request.max_results > 0 else int(self._param("max_detections"))
         try:
             result = self._run_engine(rgb, parsed.text, threshold, max_det,
@@ -480,11 +486,10 @@ class DetectNode(Node):
             st.level, st.message = DiagnosticStatus.OK, f"running; {c['bad_inputs']} bad inputs skipped"
         else:
             st.level, st.message = DiagnosticStatus.OK, "running"
-        health = getattr(self._engine, "health", None)
-        if callable(health):
-            ok, text = health()
-            if not ok:
-                st.level, st.message = DiagnosticStatus.WARN, f"degraded: {text}"
+        if getattr(self._engine, "degraded", False):
+            # e.g. the MCU stopped answering: frames fail (or use the fallback) until it is back
+            st.level = DiagnosticStatus.WARN
+            st.message = f"degraded: {getattr(self._engine, 'last_error', '') or 'backend unreachable'}"
         values = {"backend": str(self._cfg.get("backend")), "command": cmd.text if cmd else "",
                   "fps": f"{self._fps.hz():.2f}"}
         values.update({f"model.{k}": v for k, v in self._describe().items()})
