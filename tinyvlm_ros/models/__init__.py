@@ -1,0 +1,1 @@
+"""Model registry, download, ONNX export and test-model generation."""
