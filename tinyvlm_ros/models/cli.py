@@ -78,9 +78,21 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def _import_export():
+    """Import the exporter, turning a missing export extra into a user-facing error."""
     from tinyvlm_ros.models import export
 
+    try:
+        export.import_open_clip()
+        export.import_segment_anything()
+    except ImportError as exc:
+        raise FileNotFoundError(f"{exc} (the export extra: pip install 'tinyvlm_ros[export]'; see "
+                                "docs/models.md)") from exc
+    return export
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    export = _import_export()
     out = export.export_model_set(args.out, sam_ckpt=args.sam, clip=args.clip, clip_ckpt=args.clip_ckpt,
                                   sam_input=args.sam_input, int8=args.int8, check=not args.no_check)
     print(f"model set written to {out}")
@@ -89,8 +101,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_make_test(args: argparse.Namespace) -> int:
     if args.random:
-        from tinyvlm_ros.models import export
-
+        export = _import_export()
         out = export.export_model_set(args.out, clip=args.clip, sam_input=args.sam_input,
                                       int8=args.int8, random_seed=args.seed)
         print(f"random-weight model set written to {out}")
