@@ -1,1 +1,5 @@
-"""Model registry, download, ONNX export and test-model generation."""
+"""Model sets: manifests, known-answer test models, and (branch ``models``) fetch/export tools.
+
+A model set is a directory with ``manifest.json`` and the four ONNX graphs
+described in ``docs/models.md``.
+"""
