@@ -185,6 +185,7 @@ def run_pipeline_benchmark(models: os.PathLike, *, frames: int = 8, workload: st
         raise FileNotFoundError(f"no model set at {models} (manifest.json missing); make one with "
                                 f"`tinyvlm models make-test {models} --random` or `tinyvlm models export`")
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     det = Detector.from_dir(models, mode="fast", threads=threads)
     load_s = time.perf_counter() - t0
@@ -249,6 +250,9 @@ def run_pipeline_benchmark(models: os.PathLike, *, frames: int = 8, workload: st
                         "visual": det.model_set.clip.visual.name, "load_s": round(load_s, 3)}
     report["workload"] = {"name": workload, "regions": regions if workload == "realistic" else None,
                           "frame": f"{FRAME_W}x{FRAME_H}", "frames": frames}
+    # Load average before and after: other processes on a shared machine inflate every number.
     report["machine"] = {"cpus": os.cpu_count(), "threads": threads, "platform": platform.platform(),
-                         "processor": platform.processor() or platform.machine()}
+                         "processor": platform.processor() or platform.machine(),
+                         "load_avg_1min": [load_before,
+                                           os.getloadavg()[0] if hasattr(os, "getloadavg") else None]}
     return report

@@ -170,6 +170,10 @@ def missing_report(outcomes: Sequence[FetchOutcome], cache: Optional[os.PathLike
     if not missing:
         return ""
     root = cache_dir(cache)
+    # Show the export command for the TinyCLIP variant asked for (the reference recipe's by default).
+    clip = next((o.spec for o in outcomes if o.spec.family == "clip"), None)
+    clip_alias = clip.name.split("tinyclip-", 1)[1] if clip else "61m-32"
+    clip_file = clip.filename if clip else "TinyCLIP-ViT-61M-32-Text-29M-LAION400M.pt"
     lines = [f"{len(missing)} checkpoint(s) missing from {root / 'checkpoints'}:"]
     for o in missing:
         lines.append(f"  {o.spec.name}: {o.path}  (~{o.spec.approx_mb:.0f} MB)")
@@ -179,9 +183,9 @@ def missing_report(outcomes: Sequence[FetchOutcome], cache: Optional[os.PathLike
         "To provide them without network access here, download each URL on a machine that has it",
         "(e.g. `curl -L -o FILE URL`) and copy it to the path shown, then run `tinyvlm models fetch`",
         "again to verify, and export the ONNX model set (needs the export extra: torch, open_clip):",
-        f"  tinyvlm models export --sam {root / 'checkpoints' / 'mobile_sam.pt'} --clip 61m-32 \\",
-        f"      --clip-ckpt {root / 'checkpoints' / 'TinyCLIP-ViT-61M-32-Text-29M-LAION400M.pt'} \\",
-        f"      --out {root / 'sets' / 'mobilesam+tinyclip-61m-32'} --int8",
+        f"  tinyvlm models export --sam {root / 'checkpoints' / 'mobile_sam.pt'} --clip {clip_alias} \\",
+        f"      --clip-ckpt {root / 'checkpoints' / clip_file} \\",
+        f"      --out {root / 'sets' / ('mobilesam+tinyclip-' + clip_alias)} --int8",
         "Without any checkpoint: `tinyvlm models make-test DIR` (known-answer models, no torch) or",
         "`tinyvlm models make-test DIR --random` (real architectures, random weights, for timing).",
     ]
