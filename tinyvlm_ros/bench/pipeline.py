@@ -145,7 +145,19 @@ class _ModeStats:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process in MB.
+
+    Linux: VmHWM of /proc/self/status, which belongs to this program's memory
+    map (``ru_maxrss`` of an exec'd child can carry its parent's peak).
+    Elsewhere: ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if platform.system() == "Darwin" else peak / 1024.0
 
