@@ -1,6 +1,8 @@
 """Command parsing: verbs, articles and politeness go, phrases and qualifiers stay."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinyvlm_ros.command import QUALIFIERS, parse_command, parse_targets
 
@@ -83,3 +85,37 @@ def test_deterministic():
     a = parse_command("grab the red cup on the left and a pen")
     b = parse_command("grab the red cup on the left and a pen")
     assert a == b
+
+
+_NOUNS = st.sampled_from(["pen", "scissors", "red cup", "tape measure", "blue ball", "screwdriver"])
+_VERBS = st.sampled_from(["", "pick ", "pick up ", "take ", "grab ", "please find ", "could you bring me "])
+_ARTS = st.sampled_from(["", "the ", "a ", "an "])
+_QUALS = st.sampled_from([("", None), (" on the left", "left"), (" at the top", "top"),
+                          (" in the middle", "center"), (" on the right side", "right")])
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(st.lists(st.tuples(_ARTS, _NOUNS, _QUALS), min_size=1, max_size=3), _VERBS,
+       st.sampled_from([" and ", ", "]))
+def test_generated_commands_round_trip(parts, verb, sep):
+    text = verb + sep.join(art + noun + qtext for art, noun, (qtext, _) in parts)
+    cmd = parse_command(text)
+    assert cmd.phrases == [noun for _, noun, _ in parts]
+    assert [t.qualifiers for t in cmd.targets] == [[q] if q else [] for _, _, (_, q) in parts]
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(st.text(max_size=60))
+def test_any_text_parses_or_raises_value_error(text):
+    try:
+        cmd = parse_command(text)
+    except ValueError:
+        return
+    assert cmd.targets and all(t.phrase.strip() for t in cmd.targets)
+
+
+def test_shared_noun_and_place_phrases():
+    assert parse_command("grab the red and blue ball").phrases == ["red ball", "blue ball"]
+    assert parse_command("pick the pen on the table").phrases == ["pen"]
+    cmd = parse_command("take the cup next to the plate on the left")
+    assert cmd.phrases == ["cup"] and cmd.targets[0].qualifiers == ["left"]

@@ -46,6 +46,10 @@ _ARTICLES = {"the", "a", "an", "some", "that", "this", "those", "these", "my", "
 _FILLER = {"on", "in", "at", "to", "of", "side", "part", "corner", "image", "picture", "frame", "table",
            "most", "one", "ones", "hand"}
 
+#: Prepositions that start a location phrase ("on the table"), cut from the target phrase.
+_PLACE_PREPOSITIONS = {"on", "in", "at", "from", "near", "under", "beside", "behind", "inside", "onto", "by",
+                       "next", "over", "underneath", "beneath"}
+
 #: Colour words reported as attributes (the phrase keeps them too).
 COLOUR_WORDS = (
     "red", "green", "blue", "yellow", "purple", "orange", "pink", "black", "white", "grey", "gray",
@@ -129,6 +133,11 @@ def _parse_part(words: List[str]) -> Tuple[List[str], List[str]]:
         kept = [w for w in kept if w not in _FILLER]
     kept = [w for w in kept if w not in _ARTICLES]
     kept = _strip_suffixes(kept, _POLITE)
+    # "the pen on the table": the place is context, the crop shows only the pen
+    for i, w in enumerate(kept):
+        if i > 0 and w in _PLACE_PREPOSITIONS:
+            kept = kept[:i]
+            break
     return kept, qualifiers
 
 
@@ -173,6 +182,12 @@ def parse_command(command: str) -> ParsedCommand:
         phrase = " ".join(kept)
         attributes = [w for w in kept if w in COLOUR_WORDS or w in _MATERIAL_WORDS]
         targets.append(Target(phrase=phrase, attributes=attributes, qualifiers=qualifiers, noun=kept[-1]))
+    # "the red and blue ball": a part made only of attributes borrows the next part's noun
+    for i in range(len(targets) - 2, -1, -1):
+        t, nxt = targets[i], targets[i + 1]
+        if len(t.attributes) == len(t.phrase.split()) and nxt.noun not in t.attributes:
+            t.phrase = f"{t.phrase} {nxt.noun}"
+            t.noun = nxt.noun
     if not targets:
         raise ValueError(f"command {command!r} names no object; say what to find, e.g. 'pick the pen'")
     return ParsedCommand(text=text, targets=targets)

@@ -18,6 +18,8 @@ target (as spoken), then rank.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,7 +31,8 @@ import numpy as np
 
 from tinyvlm_ros.command import ParsedCommand, Target, parse_targets
 from tinyvlm_ros.engine.matcher import ClipMatcher
-from tinyvlm_ros.engine.segmenter import MODES, SamSegmenter, Segmentation, box_nms, logits_to_frame
+from tinyvlm_ros.engine.segmenter import (MODES, SamSegmenter, Segmentation, box_nms, logits_to_frame,
+                                          saliency_points)
 from tinyvlm_ros.models.manifest import ModelSet, load_manifest
 from tinyvlm_ros.types import Detection, DetectionResult
 
@@ -37,6 +40,8 @@ from tinyvlm_ros.types import Detection, DetectionResult
 DEFAULT_THRESHOLD = 0.5
 #: Frames larger than this (longest side, pixels) are downscaled before anything else.
 DEFAULT_MAX_SIDE = 1600
+#: Grey levels a new frame may differ from the last encoded one and still re-use its embedding.
+DEFAULT_STATIC_TOLERANCE = 3.0
 
 
 @dataclass
@@ -78,13 +83,21 @@ class Detector:
         score_threshold: default calibrated-score threshold.
         max_side: frames with a longer side are downscaled first (memory stays bounded).
         cache_frames: how many recent frames keep their masks and crop embeddings.
+        static_tolerance: re-use the image embedding of the last encoded frame while a new frame
+            differs from it by at most this many grey levels anywhere on a 48 px thumbnail (a
+            static scene with sensor noise); None re-encodes every new frame.  Masks and crops
+            are still computed on the new frame.
+        segmenter_options: keyword overrides for :meth:`SamSegmenter.generate` (e.g.
+            ``{"fast_grid": 6, "pred_iou_thresh": 0.86}``), for benchmarks and tuning.
     """
 
     name = "onnx-segment-match"
 
     def __init__(self, model_set: ModelSet, mode: str = "fast", threads: int = 2,
                  matryoshka_dim: Optional[int] = None, score_threshold: float = DEFAULT_THRESHOLD,
-                 max_side: int = DEFAULT_MAX_SIDE, cache_frames: int = 4):
+                 max_side: int = DEFAULT_MAX_SIDE, cache_frames: int = 4,
+                 static_tolerance: Optional[float] = DEFAULT_STATIC_TOLERANCE,
+                 segmenter_options: Optional[Dict[str, float]] = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0.0 <= score_threshold <= 1.0:
@@ -99,6 +112,21 @@ class Detector:
         self.matcher = ClipMatcher(model_set.clip, threads, matryoshka_dim)
         self._cache: "OrderedDict[tuple, _FrameEntry]" = OrderedDict()
         self._cache_frames = max(1, int(cache_frames))
+        # the frame cache and ORT sessions are shared state: one detect() at a time
+        self._lock = threading.Lock()
+        if static_tolerance is not None and static_tolerance < 0:
+            raise ValueError(f"static_tolerance must be >= 0 or None, got {static_tolerance}")
+        self.static_tolerance = static_tolerance
+        self.segmenter_options = dict(segmenter_options or {})
+        params = inspect.signature(SamSegmenter.generate).parameters
+        allowed = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        unknown = sorted(set(self.segmenter_options) - allowed)
+        if unknown:
+            raise ValueError(f"unknown segmenter_options {unknown}; known: {sorted(allowed)}")
+        self._anchor: Optional[Tuple[np.ndarray, bytes]] = None  # (thumbnail, key) of the last encoded frame
+        # OpenCV's first colour conversion and blur set up its thread pool (~0.2 s); pay it here,
+        # not on the first frame
+        saliency_points(np.zeros((32, 32, 3), np.uint8))
 
     @classmethod
     def from_dir(cls, model_dir: Union[str, Path], mode: str = "fast", threads: int = 2,
@@ -116,8 +144,8 @@ class Detector:
     def clear_cache(self) -> None:
         """Forget cached frames (masks, crop embeddings and the image embedding)."""
         self._cache.clear()
-        self.segmenter._emb_key = None
-        self.segmenter._emb = None
+        self._anchor = None
+        self.segmenter.forget_embedding()
 
     # -- per-frame work -------------------------------------------------------------------------
     def _frame(self, image: np.ndarray, mode: str, work: Dict[str, int],
@@ -144,10 +172,23 @@ class Detector:
             work_scale = size[0] / float(w)
         else:
             work_img = image
+        emb_key = key
+        if self.static_tolerance is not None:
+            # the thumbnail averages ~hundreds of pixels each, so sensor noise stays far below
+            # the tolerance while any object that moves changes some thumbnail pixel a lot
+            tw = 48
+            th = max(1, int(round(tw * work_img.shape[0] / float(work_img.shape[1]))))
+            thumb = cv2.resize(work_img, (tw, th), interpolation=cv2.INTER_AREA).astype(np.int16)
+            if (self._anchor is not None and self._anchor[0].shape == thumb.shape
+                    and int(np.abs(self._anchor[0] - thumb).max()) <= self.static_tolerance
+                    and self.segmenter.embedding_key == self._anchor[1]):
+                emb_key = self._anchor[1]
+            else:
+                self._anchor = (thumb, key)
         timings["resize"] = time.perf_counter() - t0
-        seg = self.segmenter.generate(work_img, mode, key=key)
+        seg = self.segmenter.generate(work_img, mode, key=emb_key, **self.segmenter_options)
         timings.update(seg.timings)
-        work["encoder_calls"] = 0 if seg.timings.get("encoder", 0.0) == 0.0 else 1
+        work["encoder_calls"] = 0 if seg.encoder_reused else 1
         work["decoder_calls"] = seg.decoder_calls
         work["masks"] = len(seg.candidates)
         t0 = time.perf_counter()
@@ -241,6 +282,11 @@ class Detector:
         mode = self.mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        with self._lock:
+            return self._detect(image, parsed, thr, max_detections, mode, return_masks, t_start)
+
+    def _detect(self, image: np.ndarray, parsed: ParsedCommand, thr: float, max_detections: Optional[int],
+                mode: str, return_masks: bool, t_start: float) -> DetectionResult:
         timings: Dict[str, float] = {}
         work: Dict[str, int] = {"decoder_calls": 0, "crops": 0, "masks": 0, "encoder_calls": 0}
         entry = self._frame(image, mode, work, timings)

@@ -138,10 +138,12 @@ class ClipMatcher:
             self.text_calls += len(missing)
             for t, e in zip(missing, self._normalise(emb)):
                 self._text_cache[t] = e
-        return np.stack([self._text_cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._text_cache[t] for t in texts])
 
     def prompt(self, phrase: str) -> str:
-        """The caption a target phrase is wrapped in."""
+        """Wrap a target phrase in the caption template."""
         return TEMPLATE.format(phrase)
 
     def scores(self, crop_emb: np.ndarray, phrase: str) -> np.ndarray:

@@ -69,6 +69,7 @@ class Segmentation:
     frame_shape: Tuple[int, int]
     scale: float  # S-frame pixels per frame pixel
     decoder_calls: int = 0
+    encoder_reused: bool = False
     timings: Dict[str, float] = field(default_factory=dict)
 
 
@@ -101,7 +102,7 @@ def logits_to_frame(logits: np.ndarray, scale: float, region: Tuple[int, int, in
 
 
 def stability_score(logits: np.ndarray, offset: float = 1.0) -> np.ndarray:
-    """SAM's stability score of [..., L, L] logits at threshold 0: IoU of masks at +offset and -offset."""
+    """Compute SAM's stability score of [..., L, L] logits: IoU of the masks at +offset and -offset."""
     inter = (logits > offset).sum(axis=(-1, -2)).astype(np.float32)
     union = (logits > -offset).sum(axis=(-1, -2)).astype(np.float32)
     return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
@@ -177,7 +178,7 @@ def saliency_points(image: np.ndarray, max_points: int = 24, thumb: int = 128,
 
 
 def grid_points(width: int, height: int, n_per_side: int) -> np.ndarray:
-    """SAM's point grid: cell centres of an n x n grid over the frame, [n*n, 2] (x, y) in pixels."""
+    """Make SAM's point grid: cell centres of an n x n grid over the frame, [n*n, 2] (x, y) pixels."""
     offset = 1.0 / (2 * n_per_side)
     side = np.linspace(offset, 1 - offset, n_per_side)
     xs, ys = np.meshgrid(side * width, side * height)
@@ -250,6 +251,15 @@ class SamSegmenter:
         self._emb_key, self._emb = key, emb
         return emb, scale, False
 
+    @property
+    def embedding_key(self) -> Optional[bytes]:
+        """Key of the frame whose image embedding is held (None: none held)."""
+        return self._emb_key if self._emb is not None else None
+
+    def forget_embedding(self) -> None:
+        """Drop the held image embedding; the next frame is encoded."""
+        self._emb_key, self._emb = None, None
+
     def _geometry(self, shape: Tuple[int, int]) -> Tuple[Tuple[int, int], float]:
         h, w = shape
         return (h, w), self.input_size / float(max(h, w))
@@ -293,7 +303,8 @@ class SamSegmenter:
             return None
         # the box is measured on the upsampled logits at up to ~1 px per S-frame pixel
         rw, rh = x1 - x0, y1 - y0
-        f = min(1.0, scale * 1.0) if max(rw, rh) * scale > 64 else 1.0
+        # big regions of frames larger than S: measuring at S-frame resolution is as exact and cheaper
+        f = scale if (scale < 1.0 and max(rw, rh) * scale > 64) else 1.0
         ow, oh = max(1, int(round(rw * f))), max(1, int(round(rh * f)))
         fine = logits_to_frame(logits, scale, (x0, y0, rw, rh), (ow, oh)) > 0
         if not fine.any():
@@ -311,7 +322,7 @@ class SamSegmenter:
                  stability_score_thresh: float = 0.85, min_mask_region_area: float = 200.0,
                  box_nms_thresh: float = 0.7, fast_grid: int = 4, fast_max_salient: int = 24,
                  fast_iou_thresh: float = 0.7, fast_stability_thresh: float = 0.8,
-                 fast_batch: int = 4) -> Segmentation:
+                 fast_batch: int = 4, fast_max_masks: int = 24) -> Segmentation:
         """Propose masks for an HxWx3 uint8 RGB frame.
 
         Args:
@@ -325,6 +336,8 @@ class SamSegmenter:
             fast_iou_thresh, fast_stability_thresh: fast mode's mask filters (one mask per prompt,
                 chosen by predicted IoU, so they are looser than the grid recipe's).
             fast_batch: grid prompts per decoder batch in fast mode (smaller = more skipping).
+            fast_max_masks: most candidates fast mode returns (best predicted IoU first); each
+                costs one CLIP crop (~15-33 ms on the 2-core CPU), so this bounds the matcher.
 
         Returns:
             A :class:`Segmentation` with candidates best first (by predicted IoU).
@@ -354,9 +367,11 @@ class SamSegmenter:
             boxes = np.array([c.box for c in cands], np.float32)
             scores = np.array([c.iou_pred for c in cands], np.float32)
             cands = [cands[i] for i in box_nms(boxes, scores, box_nms_thresh)]
+        if mode == "fast":
+            cands = cands[:max(0, int(fast_max_masks))]
         timings["decoder"] = time.perf_counter() - t1 - timings.get("saliency", 0.0)
         return Segmentation(candidates=cands, frame_shape=tuple(frame_hw), scale=scale, decoder_calls=calls,
-                            timings=timings)
+                            encoder_reused=reused, timings=timings)
 
     def _clean(self, logits: np.ndarray, small_cells: float) -> np.ndarray:
         if small_cells <= 0:
@@ -400,10 +415,12 @@ class SamSegmenter:
             masks, ious = self.decode(emb, points * scale)
             calls += len(points)
             stab = stability_score(masks)
+            # best multimask output per prompt among the stable ones (SAM picks by predicted IoU)
+            ok = (ious >= iou_thresh) & (stab >= stab_thresh)
             for bi in range(len(points)):
-                best = int(np.argmax(ious[bi]))
-                if ious[bi, best] < iou_thresh or stab[bi, best] < stab_thresh:
+                if not ok[bi].any():
                     continue
+                best = int(np.argmax(np.where(ok[bi], ious[bi], -1.0)))
                 logits = self._clean(masks[bi, best], small_cells)
                 on = logits > 0
                 if not on.any():

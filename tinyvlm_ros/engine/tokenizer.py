@@ -11,7 +11,7 @@ With the real 48 894-merge file BOS is 49406 and EOS 49407.
 
 Two differences from open_clip, both outside ASCII: ftfy's mojibake repair is
 not applied, and the Unicode letter/number classes are approximated with
-Python's ``re`` classes (``\\w`` minus digits and underscore).
+Python's ``re`` classes (word characters minus digits and underscore).
 """
 
 from __future__ import annotations

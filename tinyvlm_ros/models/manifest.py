@@ -159,7 +159,7 @@ def load_manifest(model_dir: Union[str, Path], verify_hashes: bool = True) -> Mo
                 raise FileNotFoundError(f"model file {p} listed in {manifest} is missing; {FIX_HINT}")
             actual = sha256_file(p)
             if actual != digest:
-                raise ValueError(f"model file {p} is corrupt or was changed: sha256 {actual[:12]}... does not "
-                                 f"match the manifest's {str(digest)[:12]}...; {FIX_HINT}")
+                raise ValueError(f"model file {p} is corrupt or was changed: sha256 {actual[:12]}... "
+                                 f"does not match the manifest's {str(digest)[:12]}...; {FIX_HINT}")
     return ModelSet(root=root, name=str(data.get("name", root.name)), kind=kind, sam=sam_cfg,
                     clip=clip_cfg, files=dict(files))

@@ -183,7 +183,8 @@ def make_sam_decoder(path: Path, input_size: int) -> Path:
         helper.make_node("Cast", ["nonempty_b"], ["nonempty"], to=TensorProto.FLOAT),
         # edge fit: the best tolerance is half the colour step to the ring of cells just outside,
         # which puts the mask edge where a cell is half object, half surroundings
-        helper.make_node("MaxPool", [prev], ["dilated"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("MaxPool", [prev], ["dilated"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                         strides=[1, 1]),
         helper.make_node("Sub", ["dilated", prev], ["ring"]),
         helper.make_node("ReduceSum", ["ring", "ax23"], ["ring_area"], keepdims=0),
         helper.make_node("Mul", ["ring", "dist"], ["ring_d"]),
