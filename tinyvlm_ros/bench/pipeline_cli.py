@@ -37,7 +37,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     for name in ("reference", "fast"):
         r = report.get(name)
         if r:
-            print(f"{name:9s} p50 {r['p50_s']:.3f} s  p95 {r['p95_s']:.3f} s  "
+            print(f"{name:9s} p50 {r['p50_s']:.3f} s  p95 {r['p95_s']:.3f} s  cpu {r['cpu_p50_s']:.2f} s  "
                   f"{r['decoder_calls']:.1f} decoder prompts  {r['crops']:.1f} crops per frame")
     if "speedup_p50" in report:
         print(f"speedup   {report['speedup_p50']:.1f}x (p50)")
