@@ -57,3 +57,12 @@ def test_cache_dir_override_order(tmp_path, monkeypatch):
     assert registry.cache_dir().name == "tinyvlm_ros"
     spec = registry.resolve("mobilesam")
     assert registry.checkpoint_path(spec, tmp_path) == tmp_path / "checkpoints" / "mobile_sam.pt"
+
+
+def test_make_test_without_random_writes_the_known_answer_set(tmp_path, capsys):
+    pytest.importorskip("tinyvlm_ros.models.testmodels", reason="known-answer models come with the detector")
+    from tinyvlm_ros import cli
+
+    assert cli.main(["models", "make-test", str(tmp_path / "ka")]) == 0
+    assert (tmp_path / "ka" / "manifest.json").is_file()
+    assert "known-answer" in capsys.readouterr().out
