@@ -178,7 +178,8 @@ def build_clip(clip: str = "61m-32", checkpoint: Optional[Path] = None):
                     k = k[len(prefix):]
                     break
             clean[k] = v
-        _strict_load(model, clean, Path(checkpoint))
+        # attn_mask is the causal mask open_clip derives from the context length; older versions saved it.
+        _strict_load(model, clean, Path(checkpoint), ("attn_mask",))
     return model.eval(), spec
 
 
