@@ -43,9 +43,14 @@ def test_detect_prints_json_and_writes_png(model_dir, scene_png, tmp_path, capsy
     assert (img != cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR)).any()
 
 
-def test_models_from_environment_and_options(model_dir, scene_png, monkeypatch, capsys):
+def test_models_from_the_cache_default_set_and_options(model_dir, scene_png, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from tinyvlm_ros.models.registry import default_model_set_dir
+
     _, path = scene_png
-    monkeypatch.setenv("TINYVLM_MODELS", str(model_dir))
+    monkeypatch.setenv("TINYVLM_MODELS", str(tmp_path / "cache"))   # the cache; its default set is used
+    shutil.copytree(model_dir, default_model_set_dir())
     rc = main(["detect", str(path), "-c", "pick a ball", "--mode", "thorough", "--max", "1",
                "--threshold", "0.6"])
     assert rc == 0
@@ -79,7 +84,7 @@ def test_missing_models_and_bad_image(model_dir, tmp_path, monkeypatch, capsys):
     cv2.imwrite(str(png), make_scene(0).image)
     assert main(["detect", str(png), "-c", "pen"]) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "cache" / "tinyvlm_ros" / "models" / "default") in err and "models fetch" in err
+    assert str(tmp_path / "cache" / "tinyvlm_ros" / "sets") in err and "models fetch" in err
     assert main(["detect", str(tmp_path / "missing.png"), "-c", "pen", "--models", str(model_dir)]) == 2
     assert "not found" in capsys.readouterr().err
     junk = tmp_path / "junk.png"

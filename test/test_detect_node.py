@@ -208,7 +208,10 @@ def test_floods_and_garbage_are_counted_and_the_node_keeps_answering(models, tmp
                 c.image(scene.image)
                 sent += 1
                 spin_until(n, lambda: False, 1 / 60, proc)
-            st = c.latest_status(proc, lambda s: s.frames_received >= sent * 0.8 and s.frames_dropped > 0)
+            # DDS itself may drop frames the callback never sees (keep-last 1 on a busy
+            # machine); of those that arrive, the slow worker takes only the newest.
+            st = c.latest_status(proc, lambda s: s.frames_received >= 5 and s.frames_dropped > 0)
+            assert st.frames_received <= sent
             assert st.frames_processed < st.frames_received
             assert st.frames_processed + st.frames_dropped <= st.frames_received
             assert _rss_kb(proc.pid) - rss0 < 100_000, "node memory grew by > 100 MB under a 60 Hz flood"

@@ -7,7 +7,6 @@ whose message names what is missing and how to provide it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict
 
@@ -15,12 +14,14 @@ from tinyvlm_ros.types import Engine
 
 
 def default_model_dir() -> Path:
-    """Return the model set used when ``model_dir`` is empty ($TINYVLM_MODELS or the cache default)."""
-    env = os.environ.get("TINYVLM_MODELS")
-    if env:
-        return Path(env).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "tinyvlm_ros" / "models" / "default"
+    """Return the model set used when ``model_dir`` is empty: the cache's default set.
+
+    The cache is ``$TINYVLM_MODELS`` (else ``$XDG_CACHE_HOME/tinyvlm_ros``); ``tinyvlm
+    models export`` writes the default set there.
+    """
+    from tinyvlm_ros.models.registry import default_model_set_dir
+
+    return default_model_set_dir()
 
 
 def make_engine(cfg: Dict[str, Any]) -> Engine:

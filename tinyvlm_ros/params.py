@@ -32,7 +32,8 @@ PARAMS: Tuple[Param, ...] = (
     Param("backend", "local", "detection engine: local (ONNX Runtime on this computer) or mcu (serial "
           "microcontroller)", choices=("local", "mcu"), reconfigure=True),
     Param("model_dir", "", "model set directory (manifest.json); empty = the cache's default set "
-          "($TINYVLM_MODELS or ~/.cache/tinyvlm_ros/models/default)", reconfigure=True),
+          "($TINYVLM_MODELS/sets/mobilesam+tinyclip-61m-32, cache default ~/.cache/tinyvlm_ros)",
+          reconfigure=True),
     Param("mode", "fast", "segmentation mode: fast (few decoder calls) or thorough (reference 16x16 grid)",
           choices=("fast", "thorough")),
     Param("threads", 2, "ONNX Runtime intra-op threads", range=(1, 64), reconfigure=True),

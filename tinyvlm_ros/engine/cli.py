@@ -19,7 +19,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("image", help="image file (PNG, JPEG, ...)")
     p.add_argument("-c", "--command", required=True, help='what to find, e.g. "pick the pen"')
     p.add_argument("--models", default=None,
-                   help="model set directory (default: $TINYVLM_MODELS, else the cache's default set)")
+                   help="model set directory (default: the cache's default set, see `tinyvlm models list`)")
     p.add_argument("--mode", choices=("fast", "thorough"), default="fast",
                    help="fast (default) or thorough (the reference recipe)")
     p.add_argument("--out", default=None, help="write an annotated PNG here")
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, out=None) -> int:
     from tinyvlm_ros.annotate import draw
     from tinyvlm_ros.backends import default_model_dir
 
-    # --models, else $TINYVLM_MODELS, else the cache's default set (as the node does)
+    # --models, else the cache's default set (as the node does)
     models = args.models or str(default_model_dir())
     image = load_image(args.image)
     det = Detector.from_dir(models, mode=args.mode, threads=args.threads, matryoshka_dim=args.matryoshka_dim)

@@ -202,7 +202,7 @@ class Table:
 
     @property
     def rows(self) -> int:
-        """Number of rows."""
+        """Return the number of rows."""
         return int(self.data.shape[0])
 
     @property

@@ -49,7 +49,7 @@ class Frame:
 
     @property
     def is_response(self) -> bool:
-        """True for a reply frame."""
+        """Tell whether this is a reply frame."""
         return bool(self.flags & pc.Flag.RESPONSE)
 
 

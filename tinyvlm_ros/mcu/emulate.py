@@ -56,7 +56,7 @@ def build(target: str, timeout: float = 300.0) -> Path:
 
 
 def qemu_available() -> bool:
-    """True when qemu-system-arm is on PATH."""
+    """Tell whether qemu-system-arm is on PATH."""
     return shutil.which("qemu-system-arm") is not None
 
 
@@ -101,7 +101,7 @@ class Emulator:
         self.url: Optional[str] = None
 
     def command(self) -> List[str]:
-        """The command line that starts the firmware (the URL is known after start for the host)."""
+        """Return the command line that starts the firmware (the host URL is known after start)."""
         binary = binary_path(self.target)
         seed = self.boot_seed if self.boot_seed is not None else random.getrandbits(32)
         if self.target == "host":
@@ -169,7 +169,7 @@ class Emulator:
 
     @property
     def running(self) -> bool:
-        """True while the firmware process runs."""
+        """Tell whether the firmware process runs."""
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:

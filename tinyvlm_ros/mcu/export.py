@@ -43,7 +43,7 @@ DEFAULT_INPUT = (96, 96, 3)  # width, height, channels
 
 
 def quantize_multiplier(real: float) -> Tuple[int, int]:
-    """real > 0 -> (mult, shift) with real ~= mult * 2^-shift, mult in [2^30, 2^31)."""
+    """Split a real scale > 0 into (mult, shift): real ~= mult * 2^-shift, mult in [2^30, 2^31)."""
     if not real > 0 or not math.isfinite(real):
         raise ValueError(f"requantization scale must be positive and finite, got {real}")
     m, e = math.frexp(real)
@@ -58,7 +58,7 @@ def quantize_multiplier(real: float) -> Tuple[int, int]:
 
 
 def calibration_images(n: int, width: int, height: int, seed: int) -> List[np.ndarray]:
-    """Generated table-top scenes plus noise frames, uint8 HxWx3."""
+    """Return generated table-top scenes plus noise frames, uint8 HxWx3."""
     from tinyvlm_ros.scenes import make_scene
 
     rng = np.random.default_rng(seed)

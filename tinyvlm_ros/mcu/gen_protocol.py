@@ -17,7 +17,11 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-ROOT = Path(__file__).resolve().parents[2]
+from tinyvlm_ros.mcu.paths import firmware_dir
+
+# The generator works on the source checkout (also when run from an installed
+# package, where paths.firmware_dir() finds the checkout through TINYVLM_SOURCE_DIR).
+ROOT = firmware_dir().parent
 SPEC = ROOT / "firmware" / "protocol" / "protocol.json"
 C_OUT = ROOT / "firmware" / "include" / "tvlm_protocol.h"
 PY_OUT = ROOT / "tinyvlm_ros" / "mcu" / "protocol_constants.py"

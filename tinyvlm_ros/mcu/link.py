@@ -149,7 +149,7 @@ class McuLink:
 
     @property
     def is_open(self) -> bool:
-        """True while the port is open."""
+        """Tell whether the port is open."""
         return self._ser is not None
 
     # ------------------------------------------------------------------ transport
@@ -325,7 +325,7 @@ class McuLink:
         self.request(pc.Op.SET_QUERY, payload)
 
     def _send_chunks_recovering(self, opcode: int, data: bytes, flags: int) -> Frame:
-        """A chunked transfer that restarts from offset 0 when the device reboots half way."""
+        """Send a chunked transfer, restarting from offset 0 when the device reboots half way."""
         before = self.reboots
         try:
             return self._send_chunks(opcode, data, flags)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def firmware_dir() -> Path:
-    """The ``firmware/`` directory (Makefile, sources, default model)."""
+    """Return the ``firmware/`` directory (Makefile, sources, default model)."""
     env = os.environ.get("TINYVLM_FIRMWARE_DIR")
     if env:
         return Path(env)

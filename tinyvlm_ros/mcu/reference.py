@@ -18,7 +18,7 @@ from tinyvlm_ros.mcu.blob import Layer, Model, Table
 
 
 def image_to_input(image: np.ndarray) -> np.ndarray:
-    """HxWxC uint8 pixels -> int8 model input (pixel - 128)."""
+    """Convert HxWxC uint8 pixels to the int8 model input (pixel - 128)."""
     img = np.asarray(image)
     if img.dtype != np.uint8:
         raise ValueError(f"image must be uint8, got {img.dtype}")

@@ -153,13 +153,16 @@ def clip_config(spec_or_name: Any) -> Dict[str, Any]:
 
 
 def cache_dir(override: Optional[os.PathLike] = None) -> Path:
-    """Return the model cache: ``override``, else ``$TINYVLM_MODELS``, else ``~/.cache/tinyvlm_ros``."""
+    """Return the model cache: ``override``, else ``$TINYVLM_MODELS``, else ``$XDG_CACHE_HOME/tinyvlm_ros``.
+
+    ``$XDG_CACHE_HOME`` defaults to ``~/.cache``.
+    """
     if override:
         return Path(override).expanduser()
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "tinyvlm_ros"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinyvlm_ros"
 
 
 def checkpoint_path(spec: ModelSpec, cache: Optional[os.PathLike] = None) -> Path:

