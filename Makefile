@@ -50,7 +50,13 @@ fuzz: apt
 	$(MAKE) -C firmware fuzz
 
 # Benchmarks; each writes its numbers (with the command) into docs/.
+# Pipeline: random-weight MobileSAM (512 and 1024 input) + TinyCLIP 61M-32 sets, made once.
 bench: build firmware
+	$(ENV) && $(OVERLAY) && for size in 512 1024; do \
+		test -f out/models/random-$$size/manifest.json || tinyvlm models make-test out/models/random-$$size \
+			--random --clip 61m-32 --sam-input $$size --int8; \
+		tinyvlm bench pipeline --models out/models/random-$$size --frames 8 \
+			--json docs/bench/pipeline_mobilesam$${size}_tinyclip61m32_random.json; done
 	$(ENV) && $(OVERLAY) && tinyvlm bench node --frames 60 --rate 5 \
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
