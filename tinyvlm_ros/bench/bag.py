@@ -27,6 +27,16 @@ TRUTH_WINDOW_NS = 1_000_000_000
 MAX_WARNINGS = 5
 
 
+def open_output_bag(reader: "bagio.BagReader", out_dir: Path) -> "bagio.BagWriter":
+    """Open ``out_dir/bag`` in the input's storage with its topics plus the detections topic."""
+    out_bag = bagio.BagWriter(out_dir / "bag", storage=reader.storage, store=reader.store)
+    out_bag.__enter__()
+    for conn in reader.connections:
+        out_bag.add_like(conn)
+    out_bag.add_topic(bagio.TOPIC_DETECTIONS, bagio.DETECTION2D_ARRAY)
+    return out_bag
+
+
 def choose_image_topic(reader: bagio.BagReader, image_topic: Optional[str]) -> Tuple[str, str]:
     """Return (topic, type): the one asked for, or the bag's only image topic."""
     if image_topic:
@@ -115,13 +125,7 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
         total = reader.count(topic)
         if max_frames:
             total = min(total, max_frames)
-        out_bag = None
-        if write_bag:
-            out_bag = bagio.BagWriter(out_dir / "bag", storage=reader.storage, store=reader.store)
-            out_bag.__enter__()
-            for conn in reader.connections:
-                out_bag.add_like(conn)
-            out_bag.add_topic(bagio.TOPIC_DETECTIONS, bagio.DETECTION2D_ARRAY)
+        out_bag = open_output_bag(reader, out_dir) if write_bag else None
         sink = ResultSink(out_dir, command, out_bag, bagio.TOPIC_DETECTIONS)
         truths = TruthCache()
         pending: Deque[FrameOutcome] = deque()

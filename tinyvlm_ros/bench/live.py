@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from tinyvlm_ros.bench import bagio
-from tinyvlm_ros.bench.bag import (choose_image_topic, command_from_bag, prepare_out_dir, progress_bar,
-                                   truth_topic)
+from tinyvlm_ros.bench.bag import (choose_image_topic, command_from_bag, open_output_bag, prepare_out_dir,
+                                   progress_bar, truth_topic)
 from tinyvlm_ros.bench.bag_report import write_report
 from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink, TruthCache, write_json
 
@@ -132,13 +132,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 raise TimeoutError(f"the node's subscription on {pub_topic} did not match the player's "
                                    "publisher (incompatible QoS?)")
 
-            out_bag = None
-            if write_bag:
-                out_bag = bagio.BagWriter(out_dir / "bag", storage=reader.storage, store=reader.store)
-                out_bag.__enter__()
-                for conn in reader.connections:
-                    out_bag.add_like(conn)
-                out_bag.add_topic(bagio.TOPIC_DETECTIONS, bagio.DETECTION2D_ARRAY)
+            out_bag = open_output_bag(reader, out_dir) if write_bag else None
             sink = ResultSink(out_dir, command, out_bag, bagio.TOPIC_DETECTIONS)
             truths = TruthCache()
             pending: "OrderedDict[int, _Sent]" = OrderedDict()   # sent stamp -> frame, oldest first
