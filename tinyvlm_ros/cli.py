@@ -18,6 +18,7 @@ _COMMAND_MODULES = [
     ("models", "tinyvlm_ros.models.cli"),
     ("bench", "tinyvlm_ros.bench.pipeline_cli"),
     ("bench", "tinyvlm_ros.bench.bag_cli"),
+    ("bench", "tinyvlm_ros.bench.node"),
     ("mcu", "tinyvlm_ros.mcu.cli"),
 ]
 

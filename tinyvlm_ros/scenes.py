@@ -139,7 +139,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x0, y0, x1, y1) boxes; 0.0 when either is empty."""
+    """Return the IoU of two (x0, y0, x1, y1) boxes; 0.0 when either is empty."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

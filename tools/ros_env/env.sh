@@ -5,7 +5,7 @@
 # instead.
 _tv_here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _tv_root="$(cd "$_tv_here/../.." && pwd)"
-_tv_venv="${TINYVLM_VENV:-$_tv_root/.venv}"
+_tv_venv="${TINYVLM_VENV:-$(readlink -f "$_tv_root/.venv" 2>/dev/null)}"
 if [[ ! -x "$_tv_venv/bin/python" ]]; then
   echo "tinyvlm env: no venv at $_tv_venv; run tools/ros_env/setup.sh first" >&2
   return 1 2>/dev/null || exit 1
@@ -25,6 +25,8 @@ export ROS_DISTRO=jazzy
 export ROS_VERSION=2
 export ROS_PYTHON_VERSION=3
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+# Discovery stays on this machine unless the user says otherwise.
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 if [[ "${1:-}" != "--no-overlay" && -f "$_tv_venv/ros/install/setup.bash" ]]; then
   # shellcheck source=/dev/null
   source "$_tv_venv/ros/install/setup.bash"

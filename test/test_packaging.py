@@ -1,0 +1,44 @@
+"""The ROS-free core and the ``tinyvlm`` CLI install with plain pip (setup.py + setup.cfg)."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+
+from ros_helpers import SOURCE_DIR
+
+
+def test_pip_builds_a_wheel_with_the_core_and_the_cli(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.py", "setup.cfg", "README.md"):
+        shutil.copy(SOURCE_DIR / name, src / name)
+    shutil.copytree(SOURCE_DIR / "tinyvlm_ros", src / "tinyvlm_ros",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+           "-w", str(tmp_path / "dist"), str(src)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("tinyvlm_ros-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        entry = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "tinyvlm = tinyvlm_ros.cli:main" in zf.read(entry).decode()
+        meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    for module in ("tinyvlm_ros/cli.py", "tinyvlm_ros/command.py", "tinyvlm_ros/engine/detector.py",
+                   "tinyvlm_ros/imaging.py", "tinyvlm_ros/ros/detect_node.py"):
+        assert module in names, f"{module} missing from the wheel"
+    requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    assert any("onnxruntime" in r for r in requires)
+    assert not any("rclpy" in r for r in requires)  # ROS comes from the system or tools/ros_env
+
+
+def test_core_imports_without_rclpy(tmp_path):
+    # A fresh interpreter that cannot see rclpy still imports the plain modules.
+    code = ("import sys; sys.modules['rclpy'] = None\n"
+            "import tinyvlm_ros.command, tinyvlm_ros.engine.detector, tinyvlm_ros.imaging, tinyvlm_ros.cli\n"
+            "import tinyvlm_ros.params, tinyvlm_ros.latest, tinyvlm_ros.depth, tinyvlm_ros.backends\n"
+            "print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

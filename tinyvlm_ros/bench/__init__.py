@@ -1,0 +1,1 @@
+"""Benchmarks: the ONNX pipeline (``bench pipeline``) and bag replay (``bench bag``)."""

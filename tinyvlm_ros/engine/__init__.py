@@ -1,0 +1,1 @@
+"""Host segment-then-match engine: MobileSAM masks scored by TinyCLIP, on ONNX Runtime."""
