@@ -13,9 +13,10 @@ The loss, for every prefix length m of ``--dims`` (both sides cut to m dims and 
 * region-text ranking: KL divergence from the teacher's softmax over the label phrases
   (``cos(t, text)``, sharp temperature) to the student's (``cos(student_m, (P text)_m)``), on
   regions with objects: the prefix must rank phrases as the teacher does, with margin;
-* detection: a logistic loss on ``cos(student_m, (P text)_m) - 0.5`` with the teacher's top label
-  of a region as the positive where objects cover at least half of it, all labels negative on the
-  bare table: the firmware's threshold then separates the named object from the rest;
+* detection: a logistic loss on ``(cos(student_m, (P text)_m) - 0.5) / 0.05`` whose target for the
+  teacher's top label of a region is the fraction of the region objects cover (0 for the other
+  labels): the firmware's threshold then separates the named object from the rest, and the score
+  map says how much of each cell the object fills (:func:`tinyvlm_ros.mcu.distilled.refine_box`);
 * structure: the cosines of projected teacher embeddings (texts and a batch of region targets)
   at prefix m must equal the teacher's own, so P cannot collapse the space to cheat the first term.
 """
@@ -126,12 +127,10 @@ def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int]
     pt = proj(t)
     ptext = proj(text)
     t_logits = (t @ text.T) / KL_TEACHER_TEMP
-    # detection term: the teacher's top label of a region is a positive where an object covers
-    # at least half of it, every label is a negative on the table; partial regions are left free
+    # detection term: the probability that a region shows the teacher's top label is the fraction
+    # of it the objects cover (0 for every other label), so score maps trace objects sub-cell
     cov = cover.reshape(-1)
-    pos = cov >= 0.5
-    y = F.one_hot(t_logits.argmax(dim=1), text.shape[0]).float() * pos[:, None].float()
-    keep = (pos | (cov < 0.1)).float()[:, None].expand_as(y)
+    y = F.one_hot(t_logits.argmax(dim=1), text.shape[0]).float() * cov[:, None]
     pos_w = torch.full((text.shape[0],), 8.0)  # one positive label against 17 negatives and much table
     # structure anchor: teacher texts + a sample of region targets, cosines before and after P
     idx = torch.randperm(t.shape[0])[:64]
@@ -153,7 +152,7 @@ def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int]
                             log_target=True, reduction="batchmean")
         all_logits = (sm @ tm.T - DETECT_BIAS) / KL_STUDENT_TEMP
         bce = F.binary_cross_entropy_with_logits(all_logits, y, reduction="none", pos_weight=pos_w)
-        l_det = (bce * keep).sum() / keep.sum().clamp_min(1.0)
+        l_det = bce.mean() * text.shape[0] / 4.0
         am = F.normalize(panchor[:, :m], dim=1)
         l_struct = ((am @ am.T - anchor_cos) ** 2).mean()
         total = total + l_cos + 0.5 * l_kl + l_struct + l_det
@@ -227,7 +226,7 @@ def save_curves(history: List[Dict[str, float]], dims: Sequence[int], path: Path
 
 def train(data: Dict[str, np.ndarray], out: Path, dims: Sequence[int], epochs: int, batch: int = 32,
           lr: float = 3e-3, seed: int = 0, resume: bool = False, progress: bool = True,
-          threads: int = 2):
+          threads: int = 1):
     """Train student and projection; checkpoint every epoch; return (student, proj, history).
 
     With ``resume`` the last checkpoint in ``out`` (if any) is continued up to ``epochs`` in all.
@@ -357,7 +356,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (the layers are tiny: more threads mostly add contention)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

@@ -30,6 +30,10 @@ MODEL_FILE = "model.tvm"
 PROJECTION_FILE = "text_projection.npy"
 META_FILE = "distill.json"
 
+#: Score -> coverage, as the distillation's detection term defines it (distill.DETECT_BIAS, KL_STUDENT_TEMP).
+COVER_BIAS = 0.5
+COVER_TEMP = 0.05
+
 TextEmbed = Callable[[List[str]], np.ndarray]
 
 
@@ -119,7 +123,9 @@ class EngineInputs:
     def engine(self, link, refine: bool = True, **kwargs) -> McuEngine:
         """Make an engine on ``link`` (McuLink or URL); ``refine`` gives sub-cell boxes from the score map."""
         cls = DistilledMcuEngine if refine else McuEngine
-        return cls(link, self.text_embed, dims=self.dims, score_threshold=self.score_threshold, **kwargs)
+        kwargs.setdefault("dims", self.dims)
+        kwargs.setdefault("score_threshold", self.score_threshold)
+        return cls(link, self.text_embed, **kwargs)
 
 
 def engine_inputs(root: Union[str, Path], teacher_dir: Optional[Union[str, Path]] = None,
@@ -145,8 +151,8 @@ Extent = Tuple[float, float, float, float]
 def refine_box(scores_q15: np.ndarray, box: Box, grid_w: int, grid_h: int) -> Extent:
     """Sub-cell box (x0, y0, x1, y1 in grid cells) from one query row's Q15 score map around a cell box.
 
-    Scores of the distilled encoder grow with how much of a region the object covers, so
-    ``clip(score / peak)`` estimates each cell's coverage.  Within the box grown by one cell the
+    The distilled encoder is trained so that ``sigmoid((cos - 0.5) / 0.05)`` is the fraction of a
+    region the object covers, which gives each cell's coverage.  Within the box grown by one cell the
     coverage's column (row) sums, divided by their peak, estimate the object's width (height) in
     cells; its coverage-weighted centre places it.
     """
@@ -154,11 +160,10 @@ def refine_box(scores_q15: np.ndarray, box: Box, grid_w: int, grid_h: int) -> Ex
     y0, y1 = max(0, box.y0 - 1), min(grid_h, box.y1 + 1)
     x0, x1 = max(0, box.x0 - 1), min(grid_w, box.x1 + 1)
     win = s[y0:y1, x0:x1]
-    peak = float(win.max())
-    if peak <= 0:
+    cov = 1.0 / (1.0 + np.exp(-(win / 32768.0 - COVER_BIAS) / COVER_TEMP))
+    cov[cov < 0.1] = 0.0  # stray low scores on the table must not widen the box
+    if cov.max() <= 0:
         return float(box.x0), float(box.y0), float(box.x1), float(box.y1)
-    cov = np.clip(win / peak, 0.0, 1.0)
-    cov[cov < 0.15] = 0.0  # stray low scores on the table must not widen the box
     px, py = cov.sum(axis=0), cov.sum(axis=1)
     width = float(px.sum() / px.max())
     height = float(py.sum() / py.max())

@@ -206,7 +206,7 @@ def calibrate_thresholds(emb_q: Sequence[np.ndarray], scenes, rows: Dict[str, np
 # ---------------------------------------------------------------------------------------------- export
 def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims: Sequence[int],
                      teacher_dir: Path, default_dim: int = 64, history: Optional[List[dict]] = None,
-                     n_calib: int = 64, n_scenes: int = 60, seed: int = 7) -> dict:
+                     n_calib: int = 64, n_scenes: int = 60, seed: int = 7, refit_steps: int = 150) -> dict:
     """Quantize (CFQ), refit the text projection, calibrate thresholds, evaluate and write the directory.
 
     Returns the report (also written into ``distill.json``).
@@ -231,7 +231,8 @@ def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims
         rows_before = proj(torch.from_numpy(data["text"]).float()).numpy()
     acc_before = {m: region_accuracy(emb_q_val, rows_before, data["label"][val_idx], m) for m in dims}
     proj_float = {k: v.clone() for k, v in proj.state_dict().items()}
-    refit_projection(proj, int8_embeddings(model, data["image"][calib_idx]), data, calib_idx, dims)
+    refit_projection(proj, int8_embeddings(model, data["image"][calib_idx]), data, calib_idx, dims,
+                     steps=refit_steps)
     with torch.no_grad():
         rows_after = proj(torch.from_numpy(data["text"]).float()).numpy()
     acc_after = {m: region_accuracy(emb_q_val, rows_after, data["label"][val_idx], m) for m in dims}
