@@ -120,3 +120,20 @@ def test_qemu_detect_returns_boxes(distilled):
                 x0, y0, x1, y1 = res.detections[0].box_xyxy
                 assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480
                 assert res.work["mcu_macs"] >= 4446720  # the encoder alone; scoring adds a little
+
+
+def test_image_directory_gives_region_targets(distilled, tmp_path):
+    import cv2
+
+    from tinyvlm_ros.scenes import make_scene
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(images / f"{i}.png"), make_scene(seed=i, width=320, height=240).image[:, :, ::-1])
+    (images / "notes.txt").write_text("not an image")
+    data = build_dataset(distilled["teacher"], tmp_path / "out", images=images, progress=False)
+    assert data["image"].shape == (2, 96, 96, 3) and data["target"].shape == (2, 12, 12, 16)
+    assert np.allclose(np.linalg.norm(data["target"], axis=-1), 1.0, atol=1e-4)
+    with pytest.raises(ValueError):
+        build_dataset(distilled["teacher"], tmp_path / "empty", images=tmp_path / "missing", progress=False)

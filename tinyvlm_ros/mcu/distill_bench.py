@@ -1,0 +1,196 @@
+"""Benchmark a distilled encoder end to end and write ``docs/distill.md``.
+
+For every prefix length: the firmware under QEMU (or the host build) detects "pick the red
+block" on generated scenes through :class:`~tinyvlm_ros.mcu.distilled.DistilledMcuEngine`; the
+same frames run through the bit-exact numpy reference (int8) and the float student (fp32), so
+the table shows what quantization costs and that the firmware's boxes equal the reference's.
+
+``python -m tinyvlm_ros.mcu.distill_bench --distilled DIR [--target qemu-m4] [--scenes 100]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from tinyvlm_ros.mcu.blob import unpack_model
+from tinyvlm_ros.mcu.distill_data import LABELS, resize_input
+from tinyvlm_ros.mcu.distilled import engine_inputs, load_distilled
+from tinyvlm_ros.scenes import box_iou
+
+#: Seeds of the benchmark scenes: apart from training (0..), calibration (7000..) and export tests (7500..).
+SEED0 = 20000
+
+
+def _hit(box, scene, target: str) -> bool:
+    return any(box_iou(box, o.box_xyxy) >= 0.5 for o in scene.find(target))
+
+
+def float_hits(root: Path, scenes, dims: List[int], thresholds: Dict[int, float]) -> Dict[int, float]:
+    """Measure the detection rate of the float student and float projection (fp32 baseline), per prefix."""
+    import torch
+
+    from tinyvlm_ros.mcu.distill import CHECKPOINT, DATA, student_embeddings
+    from tinyvlm_ros.mcu.distill_data import Teacher
+    from tinyvlm_ros.mcu.quantize import detection_hits
+    from tinyvlm_ros.mcu.student import Student, TextProjection
+
+    state = torch.load(root / CHECKPOINT, weights_only=True)
+    student = Student()
+    student.load_state_dict(state["student"])
+    with np.load(root / DATA, allow_pickle=False) as z:
+        teacher_dim = int(z["teacher_dim"])
+    proj = TextProjection(teacher_dim, student.embed_dim)
+    proj.load_state_dict(state["proj"])
+    meta = load_distilled(root)
+    teacher = Teacher(meta.teacher)
+    rows = dict(zip(LABELS, teacher.embed_phrases(list(LABELS)) @ proj.weight.detach().numpy()))
+    emb = list(student_embeddings(student, np.stack([resize_input(s.image, 96, 96) for s, _ in scenes])))
+    return {m: float(detection_hits(emb, scenes, rows, m, thresholds[m], False).mean()) for m in dims}
+
+
+def run_benchmark(root: Path, target: str = "qemu-m4", n_scenes: int = 100, dims: Optional[List[int]] = None,
+                  progress: bool = True) -> dict:
+    """Detect on ``n_scenes`` scenes per prefix on the firmware, the int8 reference and the fp32 student."""
+    from tqdm import tqdm
+
+    from tinyvlm_ros.mcu.blob import quantize_table
+    from tinyvlm_ros.mcu.distilled import boxes_from_scores
+    from tinyvlm_ros.mcu.emulate import Emulator, build
+    from tinyvlm_ros.mcu.quantize import benchmark_scene
+    from tinyvlm_ros.mcu.reference import run_model, score_regions
+
+    dm = load_distilled(root)
+    model = unpack_model(dm.model_path.read_bytes())
+    dims = dims or dm.dims
+    scenes = [benchmark_scene(SEED0 + i) for i in range(n_scenes)]
+    build(target)
+    result: Dict[str, dict] = {}
+    for m in dims:
+        inputs = engine_inputs(root, dims=m)
+        fw_hits, ref_hits, same, instr = [], [], 0, []
+        t0 = time.monotonic()
+        with Emulator(target, model=str(dm.model_path)) as emu:
+            with inputs.engine(emu.url, timeout=30.0, max_detections=1) as engine:
+                for scene, label in tqdm(scenes, desc=f"{target} dims {m}", disable=not progress,
+                                         leave=False):
+                    res = engine.detect(scene.image, f"pick the {label}")
+                    fw_box = res.detections[0].box_xyxy if res.detections else None
+                    fw_hits.append(fw_box is not None and _hit(fw_box, scene, label))
+                    instr.append(res.work.get("mcu_instructions", 0))
+                    # the same frame through the bit-exact reference: boxes must agree
+                    emb = run_model(model, resize_input(scene.image, model.in_w, model.in_h))
+                    table = quantize_table(inputs.text_embed([label]), m)
+                    q = score_regions(emb, table, [0])
+                    found = boxes_from_scores(q, [0], model.grid_w, model.grid_h, inputs.score_threshold, 1)
+                    ref_box = None
+                    if found:
+                        x0, y0, x1, y1 = found[0][1]
+                        h, w = scene.image.shape[:2]
+                        sx, sy = w / model.grid_w, h / model.grid_h
+                        ref_box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+                    ref_hits.append(ref_box is not None and _hit(ref_box, scene, label))
+                    same += int((fw_box is None and ref_box is None) or (
+                        fw_box is not None and ref_box is not None and np.allclose(fw_box, ref_box)))
+        result[str(m)] = {"firmware": float(np.mean(fw_hits)), "reference_int8": float(np.mean(ref_hits)),
+                          "firmware_equals_reference": same, "threshold": inputs.score_threshold,
+                          "seconds": round(time.monotonic() - t0, 1),
+                          "table_bytes_18_labels": 24 + len(LABELS) * (4 + m)}
+    fp32 = float_hits(root, scenes, dims, {m: dm.threshold(m) for m in dims})
+    for m in dims:
+        result[str(m)]["fp32"] = fp32[m]
+    return {"target": target, "n_scenes": n_scenes, "model_bytes": dm.model_path.stat().st_size,
+            "default_dim": dm.default_dim, "prefix": result, "distill": dm.meta}
+
+
+def write_markdown(bench: dict, path: Path, command: str, distill_command: str) -> None:
+    """Write the benchmark as a Markdown page with the commands that produced it."""
+    meta = bench["distill"]
+    lines = [
+        "# Distilled MCU encoder: accuracy vs prefix, int8 vs fp32, detection under QEMU",
+        "",
+        "Produced by (teacher: the project's known-answer CLIP-interface model set, "
+        "`make_known_answer_set`, D = 16):",
+        "",
+        "```",
+        distill_command,
+        command,
+        "```",
+        "",
+        f"Firmware model blob: {bench['model_bytes']} bytes (28 KB of int8 weights), "
+        f"{meta['macs'] / 1e6:.2f} M MACs per frame, 96x96 input, 12x12 regions x 128 dims.",
+        f"Training: {meta['n_train']} generated scenes (+{meta['n_val']} held out), "
+        f"{(meta.get('history_last') or {}).get('epoch', '?')} epochs.",
+        "",
+        f"## Detection: \"pick the red block\", {bench['n_scenes']} generated 640x480 scenes "
+        f"(red block + 3 other objects), hit = best box IoU >= 0.5",
+        "",
+        f"| prefix | {bench['target']} firmware | int8 reference | fp32 student | firmware == reference | "
+        "threshold | table bytes (18 rows) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m, r in bench["prefix"].items():
+        star = " (default)" if int(m) == bench["default_dim"] else ""
+        lines.append(f"| {m}{star} | {100 * r['firmware']:.1f} % | {100 * r['reference_int8']:.1f} % | "
+                     f"{100 * r['fp32']:.1f} % | {r['firmware_equals_reference']}/{bench['n_scenes']} | "
+                     f"{r['threshold']:.3f} | {r['table_bytes_18_labels']} |")
+    lines += [
+        "",
+        "128 is the full embedding of this encoder (the firmware's embedding width). Table size: "
+        "24-byte header + (4-byte scale + dims) per row.",
+        "",
+        "## Regions: top-1 over the 18 labels, held-out frames (regions at least half covered by one object)",
+        "",
+        "| prefix | fp32 | int8 (CFQ) | int8 before the text refit | float-int8 cosine | top-1 agreement |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, p in meta["prefix"].items():
+        before = meta["region_acc_int8_before_refit"][m]
+        lines.append(f"| {m} | {100 * p['region_acc_float']:.1f} % | {100 * p['region_acc_int8']:.1f} % | "
+                     f"{100 * before:.1f} % | {p['float_int8_cosine']:.4f} | "
+                     f"{100 * p['top1_agreement']:.1f} % |")
+    lines += [
+        "",
+        "## Training curves",
+        "",
+        "![loss, cosine and accuracy per epoch](distill_curves.png)",
+        "",
+        "Loss (sum over prefixes), student-teacher cosine per prefix and region accuracy per prefix on "
+        "held-out frames, per epoch.",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--distilled", required=True, help="output directory of tinyvlm mcu distill")
+    parser.add_argument("--target", default="qemu-m4",
+                        choices=["host", "qemu-m4", "qemu-m7", "qemu-m55"])
+    parser.add_argument("--scenes", type=int, default=100)
+    parser.add_argument("--dims", default="", help="prefixes to run (default: all trained)")
+    parser.add_argument("--markdown", default="", help="write this Markdown page (e.g. docs/distill.md)")
+    parser.add_argument("--distill-command", default="", help="the distill command line, for the page")
+    args = parser.parse_args(argv)
+    root = Path(args.distilled)
+    dims = [int(d) for d in args.dims.split(",") if d] or None
+    bench = run_benchmark(root, args.target, args.scenes, dims)
+    (root / "bench.json").write_text(json.dumps(bench, indent=1))
+    if args.markdown:
+        given = argv if argv is not None else sys.argv[1:]
+        cmd = "python -m tinyvlm_ros.mcu.distill_bench " + " ".join(given)
+        write_markdown(bench, Path(args.markdown), cmd, args.distill_command)
+    for m, r in bench["prefix"].items():
+        print(f"dims {m}: firmware {r['firmware']:.3f} reference {r['reference_int8']:.3f} "
+              f"fp32 {r['fp32']:.3f} same {r['firmware_equals_reference']}/{bench['n_scenes']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
