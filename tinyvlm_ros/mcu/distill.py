@@ -328,6 +328,10 @@ def run(args: argparse.Namespace) -> int:
     if dims[-1] != 128:
         raise ValueError(f"the last prefix must be the full embedding (128), got {dims[-1]}")
     t0 = time.monotonic()
+    if args.make_teacher and not (Path(args.teacher) / "manifest.json").exists():
+        from tinyvlm_ros.models.testmodels import make_known_answer_set
+
+        make_known_answer_set(args.teacher)
     data = build_dataset(Path(args.teacher), out, generate=args.generate,
                          images=Path(args.images) if args.images else None, seed=args.seed,
                          progress=not args.quiet)
@@ -347,6 +351,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``distill`` to the ``tinyvlm mcu`` subcommands."""
     p = subparsers.add_parser("distill", help="train, quantize and export the MCU image encoder")
     p.add_argument("--teacher", required=True, help="model set with CLIP's ONNX interface (manifest.json)")
+    p.add_argument("--make-teacher", action="store_true",
+                   help="write the known-answer model set into --teacher first when it has no manifest")
     p.add_argument("--images", help="directory of PNG/JPEG training images (regions from a 2x2-cell window)")
     p.add_argument("--generate", type=int, default=0, help="generated scenes with exact masks (default 0)")
     p.add_argument("--dims", default=",".join(str(d) for d in DEFAULT_DIMS), help="Matryoshka prefixes")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -109,6 +110,40 @@ def run_benchmark(root: Path, target: str = "qemu-m4", n_scenes: int = 100, dims
             "default_dim": dm.default_dim, "prefix": result, "distill": dm.meta}
 
 
+METHOD = """# Distilling the MCU's image encoder
+
+`tinyvlm mcu distill` trains the firmware's int8 region encoder (`firmware/README.md`, 8 conv/depthwise
+layers, 96x96 input, 12x12 regions x 128 dims) from any model set with CLIP's ONNX interface, quantizes it
+and writes what the MCU engine needs:
+
+```
+tinyvlm mcu distill --teacher MODEL_DIR (--generate N | --images DIR) --dims 16,32,64,128 --out OUT \\
+    [--epochs 60] [--resume] [--default-dim 64]
+```
+
+* **Targets** (`tinyvlm_ros/mcu/distill_data.py`): the teacher's visual tower (ONNX Runtime) on mask-aware
+  crops of every object of a generated scene; each region's target is the coverage-weighted mix of the
+  objects over it and the bare table.  Plain images (`--images`): the teacher on a 2x2-cell window per region.
+* **Student** (`student.py`): exactly the firmware's layers in torch (conv/depthwise + bias + ReLU, the last
+  layer linear), plus a learned projection P of the teacher's space into the student's 128 dims.
+* **Loss** (`distill.py`), for every prefix m (both sides cut to m dims, renormalised): cosine to the
+  projected teacher region embedding; KL of the student's ranking of the label phrases to the teacher's;
+  a logistic detection term whose target for the teacher's top label is the fraction of the region the
+  objects cover (so score maps trace objects below the cell size); and a structure term that keeps P from
+  collapsing the teacher's geometry.
+* **Quantization** (`quantize.py`): cross-layer range equalization (exact in float), then CFQ: each layer
+  calibrated on the int8 outputs of the already-quantized layers (bit-exact reference), with bias
+  correction against the float path; then the text projection is refitted against the frozen int8 image
+  side, and the table is the firmware's per-row int8 quantization of the projected prefix.
+* **Output** (`OUT/`): `model.tvm` (firmware blob), `text_projection.npy` (float32 [D, 128], applied with
+  numpy on the host), `distill.json` (prefixes, thresholds, numbers), `checkpoint.pt`, `history.json`,
+  `curves.png`.  At run time (`distilled.py`, no torch): `engine_inputs(OUT)` gives the blob path, the
+  projected text embedder, the prefix and the threshold; `.engine(url)` is a `DistilledMcuEngine`
+  (McuEngine that asks for the score map and refines boxes to sub-cell edges on the host).
+
+"""
+
+
 def write_markdown(bench: dict, path: Path, command: str, distill_command: str) -> None:
     """Write the benchmark as a Markdown page with the commands that produced it."""
     meta = bench["distill"]
@@ -165,7 +200,7 @@ def write_markdown(bench: dict, path: Path, command: str, distill_command: str) 
         "held-out frames, per epoch.",
         "",
     ]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(METHOD + lines))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -186,6 +221,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         given = argv if argv is not None else sys.argv[1:]
         cmd = "python -m tinyvlm_ros.mcu.distill_bench " + " ".join(given)
         write_markdown(bench, Path(args.markdown), cmd, args.distill_command)
+        if (root / "curves.png").exists():
+            shutil.copyfile(root / "curves.png", Path(args.markdown).parent / "distill_curves.png")
     for m, r in bench["prefix"].items():
         print(f"dims {m}: firmware {r['firmware']:.3f} reference {r['reference_int8']:.3f} "
               f"fp32 {r['fp32']:.3f} same {r['firmware_equals_reference']}/{bench['n_scenes']}")
