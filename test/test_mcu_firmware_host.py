@@ -93,6 +93,11 @@ def test_command_errors(link):
     bad[-1] ^= 0x40
     with pytest.raises(McuStatusError, match="BAD_TABLE"):
         link.load_table(bytes(bad))
+    from tinyvlm_ros.mcu.export import table_from_embeddings
+
+    with pytest.raises(McuStatusError, match="BAD_TABLE"):  # rows for another model's embedding space
+        link.load_table(table_from_embeddings(rng.normal(size=(4, 64)), 32, model_id=0x1234))
+    link.load_table(table_from_embeddings(rng.normal(size=(4, 64)), 32, model_id=link.info["model_id"]))
     with pytest.raises(McuStatusError, match="TOO_LARGE"):
         link.set_query([0, 1, 2, 3] * 4)
         link.load_table(random_table(rng, rows=16, dims=32))

@@ -43,6 +43,7 @@ def test_struct_sizes_match_spec():
         unpack_struct("info", info[:-1])
 
 
+@settings(deadline=None)
 @given(frames)
 def test_round_trip(f):
     op, seq, flags, status, payload = f
@@ -52,6 +53,7 @@ def test_round_trip(f):
     assert (g.opcode, g.seq, g.flags, g.status, g.payload, g.error) == (op, seq, flags, status, payload, None)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200), frames, st.integers(1, 50))
 def test_resync_after_garbage(garbage, f, split):
     op, seq, flags, status, payload = f
@@ -68,6 +70,7 @@ def test_resync_after_garbage(garbage, f, split):
         assert len(p.feed(encode_frame(op, seq, payload, flags, status))) == 1
 
 
+@settings(deadline=None)
 @given(frames, st.data())
 def test_single_bit_flip_never_yields_a_wrong_frame(f, data):
     op, seq, flags, status, payload = f
@@ -81,6 +84,7 @@ def test_single_bit_flip_never_yields_a_wrong_frame(f, data):
     assert p.feed(encode_frame(1, 2, b"next"))[0].payload == b"next"
 
 
+@settings(deadline=None)
 @given(frames, st.integers(0, 400))
 def test_truncated_frame_then_timeout_reset(f, cut):
     op, seq, flags, status, payload = f
@@ -91,7 +95,7 @@ def test_truncated_frame_then_timeout_reset(f, cut):
     assert p.feed(encode_frame(3, 4, b"after"))[0].payload == b"after"
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.integers(pc.MAX_PAYLOAD + 1, 0xFFFF), st.binary(max_size=50))
 def test_oversized_length_is_refused_before_buffering(length, tail):
     body = struct.pack("<BBHBBH", pc.PROTOCOL_VERSION, pc.Op.PING, 9, 0, 0, length)
@@ -157,6 +161,7 @@ def test_table_quantization():
     assert zlib.crc32(blob[pc.TABLE_HEADER_SIZE:]) == unpack_struct("table_header", blob)["body_crc32"]
 
 
+@settings(deadline=None)
 @given(st.integers(-(1 << 31), (1 << 31) - 1), st.integers(1 << 30, (1 << 31) - 1), st.integers(1, 62))
 def test_requantize_matches_integer_definition(acc, mult, shift):
     if shift >= 32:

@@ -216,7 +216,8 @@ static uint8_t on_chunk(tvlm_device_t *d, const tvlm_parser_t *p, size_t *len)
     d->xfer_op = 0;
     if (p->opcode == TVLM_OP_INFER) return run_infer(d, p->flags, len);
     const uint16_t embed = d->model_status == TVLM_STATUS_OK ? d->model.hdr.embed_dim : d->table.cap_dims;
-    tvlm_status_t st = tvlm_table_load(&d->table, d->staging, total, embed);
+    const uint32_t model_id = d->model_status == TVLM_STATUS_OK ? d->model.hdr.model_id : 0u;
+    tvlm_status_t st = tvlm_table_load(&d->table, d->staging, total, embed, model_id);
     if (st != TVLM_STATUS_OK) return (uint8_t)st;
     default_query(d);
     *len = fill_info(d, reply_payload(d));

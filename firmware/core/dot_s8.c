@@ -88,3 +88,20 @@ void tvlm_dot2x2_s8_dsp(const int8_t *a0, const int8_t *a1, const int8_t *b0, co
 {
     tvlm_dot2x2_s8_dsp_impl(a0, a1, b0, b1, n, out);
 }
+
+int32_t tvlm_dot_s8_mve(const int8_t *a, const int8_t *b, int32_t n, int32_t acc)
+{
+#if TVLM_HAVE_MVE
+    return tvlm_dot_s8_mve_impl(a, b, n, acc);
+#else
+    return tvlm_dot_s8_dsp(a, b, n, acc); /* no Helium on this core */
+#endif
+}
+
+int32_t tvlm_requant_hi_ok(const int32_t *shift, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++) {
+        if (shift[i] < 32 || shift[i] > 62) return 0;
+    }
+    return 1;
+}

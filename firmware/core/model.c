@@ -64,7 +64,7 @@ static tvlm_status_t parse(tvlm_model_t *m, const uint8_t *blob, uint32_t size, 
         if (i > 0 && L.in_h * L.in_w * L.in_c > act_max) act_max = L.in_h * L.in_w * L.in_c;
         tvlm_conv_params_t p = {(int32_t)L.in_h, (int32_t)L.in_w, (int32_t)L.in_c, (int32_t)oh, (int32_t)ow,
                                 (int32_t)L.out_c, L.k, L.stride, L.pad, L.in_zp, L.out_zp, L.act_min,
-                                L.act_max};
+                                L.act_max, 0};
         uint32_t sb = (L.op == TVLM_LAYER_CONV) ? (uint32_t)tvlm_conv_s8_get_buffer_size(&p)
                                                 : (uint32_t)tvlm_dwconv_s8_get_buffer_size(&p);
         if (sb > scratch) scratch = sb;
@@ -78,6 +78,7 @@ static tvlm_status_t parse(tvlm_model_t *m, const uint8_t *blob, uint32_t size, 
             ml->bias = (const int32_t *)(const void *)(blob + L.b_off);
             ml->mult = (const int32_t *)(const void *)(blob + L.m_off);
             ml->shift = (const int32_t *)(const void *)(blob + L.s_off);
+            ml->p.requant_hi = tvlm_requant_hi_ok(ml->shift, (int32_t)L.out_c);
         }
         cur_h = oh;
         cur_w = ow;

@@ -6,7 +6,7 @@ tvlm_status_t tvlm_score_regions(tvlm_path_t path, const int8_t *embed, uint32_t
                                  const tvlm_table_t *t, const tvlm_scorer_query_t *q, int16_t *scores)
 {
     int32_t (*dot)(const int8_t *, const int8_t *, int32_t, int32_t) =
-        path == TVLM_PATH_PLAIN ? tvlm_dot_s8_plain : tvlm_dot_s8_dsp;
+        path == TVLM_PATH_PLAIN ? tvlm_dot_s8_plain : path == TVLM_PATH_MVE ? tvlm_dot_s8_mve : tvlm_dot_s8_dsp;
     if (t->rows == 0) return TVLM_STATUS_BAD_STATE;
     if (t->dims > embed_dim || cells > TVLM_MAX_GRID_CELLS) return TVLM_STATUS_BAD_TABLE;
     const int32_t d = t->dims;

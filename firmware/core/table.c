@@ -31,7 +31,8 @@ void tvlm_table_clear(tvlm_table_t *t)
     t->model_id = 0;
 }
 
-tvlm_status_t tvlm_table_load(tvlm_table_t *t, const uint8_t *blob, uint32_t size, uint16_t embed_dim)
+tvlm_status_t tvlm_table_load(tvlm_table_t *t, const uint8_t *blob, uint32_t size, uint16_t embed_dim,
+                              uint32_t model_id)
 {
     tvlm_table_header_t h;
     if (size < TVLM_TABLE_HEADER_SIZE) return TVLM_STATUS_BAD_TABLE;
@@ -39,6 +40,8 @@ tvlm_status_t tvlm_table_load(tvlm_table_t *t, const uint8_t *blob, uint32_t siz
     if (h.magic != TVLM_TABLE_MAGIC || h.version != TVLM_TABLE_VERSION || h.header_size != TVLM_TABLE_HEADER_SIZE)
         return TVLM_STATUS_BAD_TABLE;
     if (h.rows == 0 || h.dims == 0 || (h.dims & 3u) != 0 || h.dims > embed_dim) return TVLM_STATUS_BAD_TABLE;
+    /* rows embedded for another model's space would score garbage */
+    if (h.model_id != 0 && model_id != 0 && h.model_id != model_id) return TVLM_STATUS_BAD_TABLE;
     if (h.rows > t->cap_rows || h.dims > t->cap_dims) return TVLM_STATUS_TOO_LARGE;
     uint32_t body = (uint32_t)h.rows * 4u + (uint32_t)h.rows * h.dims;
     if (size != TVLM_TABLE_HEADER_SIZE + body) return TVLM_STATUS_BAD_LENGTH;

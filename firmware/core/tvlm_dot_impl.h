@@ -57,4 +57,36 @@ static inline void tvlm_dot2x2_s8_dsp_impl(const int8_t *a0, const int8_t *a1, c
     out[3] = s11;
 }
 
+#if TVLM_HAVE_MVE
+/* Helium: 16 int8 lanes per load, VMLADAVA sums 16 products into a scalar; tail-predicated loads zero
+ * the lanes past n, so there is no scalar tail loop. */
+static inline void tvlm_dot2x2_s8_mve_impl(const int8_t *a0, const int8_t *a1, const int8_t *b0,
+                                           const int8_t *b1, int32_t n, int32_t out[4])
+{
+    int32_t s00 = out[0], s01 = out[1], s10 = out[2], s11 = out[3];
+    for (int32_t i = 0; i < n; i += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(n - i));
+        const int8x16_t x0 = vldrbq_z_s8(a0 + i, p), x1 = vldrbq_z_s8(a1 + i, p);
+        const int8x16_t y0 = vldrbq_z_s8(b0 + i, p), y1 = vldrbq_z_s8(b1 + i, p);
+        s00 = vmladavaq_s8(s00, x0, y0);
+        s01 = vmladavaq_s8(s01, x0, y1);
+        s10 = vmladavaq_s8(s10, x1, y0);
+        s11 = vmladavaq_s8(s11, x1, y1);
+    }
+    out[0] = s00;
+    out[1] = s01;
+    out[2] = s10;
+    out[3] = s11;
+}
+
+static inline int32_t tvlm_dot_s8_mve_impl(const int8_t *a, const int8_t *b, int32_t n, int32_t acc)
+{
+    for (int32_t i = 0; i < n; i += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(n - i));
+        acc = vmladavaq_s8(acc, vldrbq_z_s8(a + i, p), vldrbq_z_s8(b + i, p));
+    }
+    return acc;
+}
+#endif
+
 #endif

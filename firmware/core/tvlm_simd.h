@@ -50,6 +50,13 @@ static inline uint32_t tvlm_ssub16(uint32_t x, uint32_t y)
 }
 #endif
 
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+#define TVLM_HAVE_MVE 1
+#else
+#define TVLM_HAVE_MVE 0
+#endif
+
 /* GCC 12's arm_acle.h has no __ror; this pattern compiles to one ROR */
 static inline uint32_t tvlm_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
 

@@ -1,6 +1,7 @@
 /* int8 kernels of the encoder and the scorer, CMSIS-NN style.
  *
- * Each kernel has a plain-C path and a DSP path (SXTB16 + SMLAD, two 16-bit MACs per instruction).
+ * Each kernel has a plain-C path, a DSP path (SXTB16 + SMLAD, two 16-bit MACs per instruction) and, on
+ * cores with Helium (Cortex-M55), an MVE path (16 int8 lanes per instruction).
  * On Arm cores with the DSP extension the DSP path uses the real instructions; elsewhere (host build)
  * it uses exact C emulations, so the host tests compare both paths bit for bit.
  * Requantization (tvlm_requant below) is per output channel with (mult, shift) computed offline by the
@@ -20,6 +21,7 @@ typedef struct {
     int32_t out_h, out_w, out_c;
     int32_t k, stride, pad;
     int32_t in_zp, out_zp, act_min, act_max;
+    int32_t requant_hi; /* 1 when every channel's shift >= 32: the branch-free tvlm_requant_hi applies */
 } tvlm_conv_params_t;
 
 /* (a * b + 2^31) >> 32: SMMULR, one instruction on cores with the DSP extension */
@@ -56,9 +58,25 @@ static inline int8_t tvlm_requant(int32_t acc, int32_t mult, int32_t shift, int3
     return (int8_t)v;
 }
 
+/* tvlm_requant for shift >= 32 without the range branch; the same result */
+static inline int8_t tvlm_requant_hi(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp,
+                                     int32_t act_min, int32_t act_max)
+{
+    const int32_t s2 = shift - 32;
+    int32_t v = tvlm_smmulr(acc, mult);
+    v = ((v + ((1 << s2) >> 1)) >> s2) + out_zp;
+    v = v < act_min ? act_min : v;
+    return (int8_t)(v > act_max ? act_max : v);
+}
+
+/* Scan per-channel shifts once (prepare): 1 when tvlm_requant_hi can be used for the whole layer. */
+int32_t tvlm_requant_hi_ok(const int32_t *shift, int32_t n);
+
 /* sum(a[i] * b[i]) + acc over n int8 pairs */
 int32_t tvlm_dot_s8_plain(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
 int32_t tvlm_dot_s8_dsp(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
+/* Helium (MVE) path on cores that have it (Cortex-M55); the DSP path elsewhere */
+int32_t tvlm_dot_s8_mve(const int8_t *a, const int8_t *b, int32_t n, int32_t acc);
 /* the same for two weight rows sharing one input: out[0] += a.b0, out[1] += a.b1 */
 void tvlm_dot2_s8_plain(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);
 void tvlm_dot2_s8_dsp(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t out[2]);

@@ -21,8 +21,9 @@ uint32_t tvlm_table_store_size(uint16_t cap_rows, uint16_t cap_dims);
 uint32_t tvlm_table_blob_max(uint16_t cap_rows, uint16_t cap_dims);
 void tvlm_table_init(tvlm_table_t *t, uint8_t *store, uint16_t cap_rows, uint16_t cap_dims);
 void tvlm_table_clear(tvlm_table_t *t);
-/* Validate a blob (magic, version, sizes, CRC, dims a multiple of 4 and <= embed_dim) and copy it in.
- * On error the previous table is left untouched. */
-tvlm_status_t tvlm_table_load(tvlm_table_t *t, const uint8_t *blob, uint32_t size, uint16_t embed_dim);
+/* Validate a blob (magic, version, sizes, CRC, dims a multiple of 4 and <= embed_dim, model id 0 or equal
+ * to model_id) and copy it in. On error the previous table is left untouched. */
+tvlm_status_t tvlm_table_load(tvlm_table_t *t, const uint8_t *blob, uint32_t size, uint16_t embed_dim,
+                              uint32_t model_id);
 
 #endif

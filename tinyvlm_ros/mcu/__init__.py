@@ -1,0 +1,1 @@
+"""Microcontroller engine: firmware protocol, link, blobs, bit-exact reference, backend and CLI."""

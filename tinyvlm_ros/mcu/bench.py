@@ -19,9 +19,9 @@ from tinyvlm_ros.mcu.emulate import Emulator, binary_path, build
 from tinyvlm_ros.mcu.export import table_from_embeddings
 from tinyvlm_ros.mcu.link import McuLink
 
-DEFAULT_TARGETS = ["qemu-m7", "qemu-m4", "qemu-m55", "qemu-m7-plain", "qemu-m4-plain"]
+DEFAULT_TARGETS = ["qemu-m7", "qemu-m4", "qemu-m55", "qemu-m55-dsp", "qemu-m7-plain", "qemu-m4-plain"]
 CORES = {"qemu-m4": "Cortex-M4", "qemu-m7": "Cortex-M7", "qemu-m55": "Cortex-M55",
-         "qemu-m4-plain": "Cortex-M4", "qemu-m7-plain": "Cortex-M7"}
+         "qemu-m4-plain": "Cortex-M4", "qemu-m7-plain": "Cortex-M7", "qemu-m55-dsp": "Cortex-M55"}
 
 
 def measure(target: str, frames: int = 3, seed: int = 0) -> Dict[str, float]:
@@ -78,6 +78,7 @@ def size_report(target: str) -> Dict[str, int]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Print the benchmark report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS))

@@ -68,14 +68,17 @@ class Layer:
 
     @property
     def out_h(self) -> int:
+        """Output height."""
         return (self.in_h + 2 * self.pad - self.k) // self.stride + 1
 
     @property
     def out_w(self) -> int:
+        """Output width."""
         return (self.in_w + 2 * self.pad - self.k) // self.stride + 1
 
     @property
     def macs(self) -> int:
+        """Multiply-accumulates per frame."""
         per = self.k * self.k * (self.in_c if self.op == "conv" else 1)
         return self.out_h * self.out_w * self.out_c * per
 
@@ -92,18 +95,22 @@ class Model:
 
     @property
     def grid_w(self) -> int:
+        """Region grid width."""
         return self.layers[-1].out_w
 
     @property
     def grid_h(self) -> int:
+        """Region grid height."""
         return self.layers[-1].out_h
 
     @property
     def embed_dim(self) -> int:
+        """Region embedding size."""
         return self.layers[-1].out_c
 
     @property
     def macs(self) -> int:
+        """Multiply-accumulates per frame."""
         return sum(layer.macs for layer in self.layers)
 
 
@@ -176,6 +183,7 @@ def unpack_model(blob: bytes) -> Model:
         w = np.frombuffer(blob, np.int8, nw, r["w_off"]).reshape(shape)
 
         def arr(o: int) -> np.ndarray:
+            """One int32 array of out_c values at offset o."""
             return np.frombuffer(blob, "<i4", cout, o).astype(np.int32)
 
         model.layers.append(Layer(op, k, r["stride"], r["pad"], cin, cout, r["in_h"], r["in_w"],
@@ -194,10 +202,12 @@ class Table:
 
     @property
     def rows(self) -> int:
+        """Number of rows."""
         return int(self.data.shape[0])
 
     @property
     def dims(self) -> int:
+        """Dims per row (the Matryoshka prefix)."""
         return int(self.data.shape[1])
 
 

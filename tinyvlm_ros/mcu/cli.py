@@ -24,6 +24,7 @@ def _link(args: argparse.Namespace):
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
+    """Run the firmware until Ctrl-C (or --seconds); print its serial URL."""
     from tinyvlm_ros.mcu.emulate import Emulator
 
     emu = Emulator(args.target, model=args.model, kernel=args.kernel, icount=args.icount, link_path=args.link)
@@ -41,6 +42,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Print HELLO and STATS as JSON."""
     with _link(args) as link:
         info = dict(link.info)
         info["stats"] = link.device_stats()
@@ -49,6 +51,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
+    """Print PING round-trip times."""
     with _link(args) as link:
         times = []
         for i in range(args.count):
@@ -61,6 +64,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 
 def cmd_load_table(args: argparse.Namespace) -> int:
+    """Load a table from a blob, embeddings or phrases."""
     from tinyvlm_ros.mcu.backend import hash_text_embed
     from tinyvlm_ros.mcu.export import table_from_embeddings
 
@@ -78,6 +82,7 @@ def cmd_load_table(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    """Detect a command's targets and print them as JSON."""
     from tinyvlm_ros.mcu.backend import McuEngine, hash_text_embed
 
     if args.image:
@@ -102,6 +107,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:
+    """Write a seeded random model blob."""
     from tinyvlm_ros.mcu.blob import pack_model
     from tinyvlm_ros.mcu.export import random_model
 

@@ -49,6 +49,7 @@ class Frame:
 
     @property
     def is_response(self) -> bool:
+        """True for a reply frame."""
         return bool(self.flags & pc.Flag.RESPONSE)
 
 

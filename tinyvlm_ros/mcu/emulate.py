@@ -32,6 +32,7 @@ TARGETS = {
     "qemu-m55": ("qemu-m55", "mps3-an547", 0x10070000, 0x30000000),
     "qemu-m4-plain": ("qemu-m4-plain", "mps2-an386", 0x00080000, 0x20000000),
     "qemu-m7-plain": ("qemu-m7-plain", "mps2-an500", 0x00080000, 0x20000000),
+    "qemu-m55-dsp": ("qemu-m55-dsp", "mps3-an547", 0x10070000, 0x30000000),
 }
 
 
@@ -168,6 +169,7 @@ class Emulator:
 
     @property
     def running(self) -> bool:
+        """True while the firmware process runs."""
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -120,6 +120,7 @@ def table_from_embeddings(embeddings: np.ndarray, dims: int, model_id: int = 0) 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("model", help="write a seeded random model blob")

@@ -143,6 +143,7 @@ def render_py(spec: Dict) -> str:
 
 
 def main(argv: List[str] = None) -> int:
+    """Regenerate (or with --check, verify) the generated files."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     args = parser.parse_args(argv)

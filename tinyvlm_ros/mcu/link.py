@@ -149,6 +149,7 @@ class McuLink:
 
     @property
     def is_open(self) -> bool:
+        """True while the port is open."""
         return self._ser is not None
 
     # ------------------------------------------------------------------ transport
@@ -177,10 +178,15 @@ class McuLink:
                 raise TimeoutError(f"no reply from MCU at {self.url} within {timeout:.1f} s "
                                    f"({pc.Op(opcode).name} seq {seq})")
 
-    def _exchange(self, opcode: int, payload: bytes, flags: int, timeout: Optional[float]) -> Frame:
-        """One request with retries on timeout / NAK-CRC; raises TimeoutError or ConnectionError."""
+    def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFF
-        seq = self._seq
+        return self._seq
+
+    def _exchange(self, opcode: int, payload: bytes, flags: int, timeout: Optional[float],
+                  seq: Optional[int] = None) -> Frame:
+        """One request with retries on timeout / NAK-CRC; raises TimeoutError or ConnectionError."""
+        if seq is None:
+            seq = self._next_seq()
         frame = encode_frame(opcode, seq, payload, flags)
         self.stats["requests"] += 1
         last: Exception = TimeoutError("no attempt")
@@ -205,16 +211,20 @@ class McuLink:
                 recover: bool = True) -> Frame:
         """Send one request and return its reply (status OK or MORE); McuStatusError otherwise.
 
-        With ``recover`` a dead or rebooted device is reconnected (tables reloaded) and the request repeated.
+        With ``recover`` a dead or rebooted device is reconnected (tables reloaded) and the request repeated:
+        with the same seq when the device did not reboot (it may have run the request already and answers
+        from its reply cache), with a new one after a reboot.
         """
+        seq = self._next_seq()
         try:
-            reply = self._exchange(opcode, payload, flags, timeout)
+            reply = self._exchange(opcode, payload, flags, timeout, seq)
         except (TimeoutError, ConnectionError) as exc:
             if not recover:
                 raise
             log.warning("MCU link: %s; reconnecting", exc)
+            before = self.reboots
             self._recover()
-            reply = self._exchange(opcode, payload, flags, timeout)
+            reply = self._exchange(opcode, payload, flags, timeout, seq if self.reboots == before else None)
         if reply.status not in (pc.Status.OK, pc.Status.MORE):
             raise McuStatusError(opcode, reply.status)
         return reply
@@ -320,12 +330,13 @@ class McuLink:
         try:
             return self._send_chunks(opcode, data, flags)
         except McuStatusError as exc:
-            # a reboot the link has not seen yet shows up as BAD_OFFSET (transfer lost) or BAD_STATE
+            # a reboot the link has not seen yet shows up as BAD_OFFSET (transfer lost) or BAD_STATE (no
+            # table); HELLO notices it and restores the table; then the whole transfer starts again
             if exc.status not in (pc.Status.BAD_OFFSET, pc.Status.BAD_STATE):
                 raise
             if self.reboots == before:
                 self._hello()
-            if self.reboots == before:
+            if exc.status == pc.Status.BAD_STATE and self.reboots == before:
                 raise
         return self._send_chunks(opcode, data, flags)
 

@@ -52,7 +52,8 @@ int main(void)
         p.stride = 1 + (int32_t)(rnd() % 2);
         p.pad = (int32_t)(rnd() % (uint32_t)p.k);
         p.in_c = 1 + (int32_t)(rnd() % 32);
-        p.out_c = 1 + (int32_t)(rnd() % 64);
+        const int dw = (int)(rnd() & 1u);
+        p.out_c = dw ? p.in_c : 1 + (int32_t)(rnd() % 64);
         p.in_h = p.k + (int32_t)(rnd() % 12);
         p.in_w = p.k + (int32_t)(rnd() % 12);
         p.out_h = (p.in_h + 2 * p.pad - p.k) / p.stride + 1;
@@ -68,10 +69,13 @@ int main(void)
             mult[c] = (int32_t)(0x40000000u + (rnd() & 0x3fffffffu));
             shift[c] = 20 + (int32_t)(rnd() % 30);
         }
-        int dw = (int)(rnd() & 1u);
+        p.requant_hi = 0;
+        if (rnd() & 1u) { /* a layer whose shifts are all >= 32: the branch-free requantization */
+            for (int c = 0; c < p.out_c; c++) shift[c] = 32 + (int32_t)(rnd() % 20);
+            p.requant_hi = 1;
+        }
         cases++;
         if (dw) {
-            p.out_c = p.in_c;
             tvlm_dwconv_s8(TVLM_PATH_PLAIN, &p, in, w, bias, mult, shift, acc, out_a);
             tvlm_dwconv_s8(TVLM_PATH_DSP, &p, in, w, bias, mult, shift, acc, out_b);
         } else {
@@ -83,6 +87,17 @@ int main(void)
             printf("%s mismatch k=%d s=%d in_c=%d out_c=%d\n", dw ? "dwconv" : "conv", (int)p.k, (int)p.stride,
                    (int)p.in_c, (int)p.out_c);
             fails++;
+        }
+    }
+    for (int t = 0; t < 100000; t++) {
+        int32_t a = (int32_t)rnd(), m = (int32_t)(0x40000000u + (rnd() & 0x3fffffffu));
+        int32_t sh = 32 + (int32_t)(rnd() % 31), zp = (int32_t)rnd8();
+        int32_t lo = -128 + (int32_t)(rnd() % 100), hi = lo + (int32_t)(rnd() % (uint32_t)(128 - lo));
+        cases++;
+        if (tvlm_requant(a, m, sh, zp, lo, hi) != tvlm_requant_hi(a, m, sh, zp, lo, hi)) {
+            printf("requant_hi mismatch acc=%d shift=%d\n", (int)a, (int)sh);
+            fails++;
+            break;
         }
     }
     for (uint32_t x = 0; x < 100000u; x++) {

@@ -81,7 +81,10 @@ int main(void)
     port.flash_bytes = BOARD_FLASH_BYTES;
     port.ram_bytes = BOARD_RAM_BYTES;
     port.ticks_per_kinstr = calibrate();
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TVLM_KERNEL_PLAIN)
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && !defined(TVLM_KERNEL_PLAIN) && \
+    !defined(TVLM_KERNEL_DSP)
+    tvlm_device_config_t cfg = {256, 128, TVLM_PATH_MVE, __boot_seed};
+#elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TVLM_KERNEL_PLAIN)
     tvlm_device_config_t cfg = {256, 128, TVLM_PATH_DSP, __boot_seed};
 #else
     tvlm_device_config_t cfg = {256, 128, TVLM_PATH_PLAIN, __boot_seed};
