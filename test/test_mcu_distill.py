@@ -88,7 +88,7 @@ def test_refine_box_tracks_coverage():
     scores = np.full((12, 12), -8000, np.int16)
     scores[4, 5] = scores[4, 6] = 32767 // 1  # two fully covered cells ...
     scores[4, 7] = int(0.5 * 32768)  # ... and half of the next one (cosine 0.5 = coverage 1/2)
-    x0, y0, x1, y1 = refine_box(scores.reshape(-1), Box(0, 32767, 5, 4, 7, 5, 2, 0), 12, 12)
+    x0, y0, x1, y1 = refine_box(scores.reshape(-1), Box(0, 32767, 5, 4, 7, 5, 2, 0), 12, 12, cover_weight=1.0)
     assert x0 == pytest.approx(5.0, abs=0.1) and x1 == pytest.approx(7.5, abs=0.1)
     assert y0 == pytest.approx(4.0, abs=0.1) and y1 == pytest.approx(5.0, abs=0.1)
 

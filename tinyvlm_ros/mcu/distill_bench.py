@@ -33,7 +33,8 @@ def _hit(box, scene, target: str) -> bool:
     return any(box_iou(box, o.box_xyxy) >= 0.5 for o in scene.find(target))
 
 
-def float_hits(root: Path, scenes, dims: List[int], thresholds: Dict[int, float]) -> Dict[int, float]:
+def float_hits(root: Path, scenes, dims: List[int], thresholds: Dict[int, float],
+               cover_weights: Dict[int, float]) -> Dict[int, float]:
     """Measure the detection rate of the float student and float projection (fp32 baseline), per prefix."""
     import torch
 
@@ -53,7 +54,8 @@ def float_hits(root: Path, scenes, dims: List[int], thresholds: Dict[int, float]
     teacher = Teacher(meta.teacher)
     rows = dict(zip(LABELS, teacher.embed_phrases(list(LABELS)) @ proj.weight.detach().numpy()))
     emb = list(student_embeddings(student, np.stack([resize_input(s.image, 96, 96) for s, _ in scenes])))
-    return {m: float(detection_hits(emb, scenes, rows, m, thresholds[m], False).mean()) for m in dims}
+    return {m: float(detection_hits(emb, scenes, rows, m, thresholds[m], False,
+                                    cover_weight=cover_weights[m]).mean()) for m in dims}
 
 
 def run_benchmark(root: Path, target: str = "qemu-m4", n_scenes: int = 100, dims: Optional[List[int]] = None,
@@ -89,7 +91,8 @@ def run_benchmark(root: Path, target: str = "qemu-m4", n_scenes: int = 100, dims
                     emb = run_model(model, resize_input(scene.image, model.in_w, model.in_h))
                     table = quantize_table(inputs.text_embed([label]), m)
                     q = score_regions(emb, table, [0])
-                    found = boxes_from_scores(q, [0], model.grid_w, model.grid_h, inputs.score_threshold, 1)
+                    found = boxes_from_scores(q, [0], model.grid_w, model.grid_h, inputs.score_threshold, 1,
+                                              cover_weight=inputs.cover_weight)
                     ref_box = None
                     if found:
                         x0, y0, x1, y1 = found[0][1]
@@ -101,9 +104,10 @@ def run_benchmark(root: Path, target: str = "qemu-m4", n_scenes: int = 100, dims
                         fw_box is not None and ref_box is not None and np.allclose(fw_box, ref_box)))
         result[str(m)] = {"firmware": float(np.mean(fw_hits)), "reference_int8": float(np.mean(ref_hits)),
                           "firmware_equals_reference": same, "threshold": inputs.score_threshold,
-                          "seconds": round(time.monotonic() - t0, 1),
+                          "cover_weight": inputs.cover_weight, "seconds": round(time.monotonic() - t0, 1),
                           "table_bytes_18_labels": 24 + len(LABELS) * (4 + m)}
-    fp32 = float_hits(root, scenes, dims, {m: dm.threshold(m) for m in dims})
+    weights = {m: engine_inputs(root, dims=m).cover_weight for m in dims}
+    fp32 = float_hits(root, scenes, dims, {m: dm.threshold(m) for m in dims}, weights)
     for m in dims:
         result[str(m)]["fp32"] = fp32[m]
     return {"target": target, "n_scenes": n_scenes, "model_bytes": dm.model_path.stat().st_size,

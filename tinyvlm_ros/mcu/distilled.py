@@ -33,6 +33,9 @@ META_FILE = "distill.json"
 #: Score -> coverage, as the distillation's detection term defines it (distill.DETECT_BIAS, KL_STUDENT_TEMP).
 COVER_BIAS = 0.5
 COVER_TEMP = 0.05
+#: The detection term's positive weight (8) makes the trained sigmoid s = 8c / (1 + 7c) for coverage c;
+#: refine_box inverts that (c = s / (w - (w - 1) s)); distill.json stores the value calibrated per prefix.
+COVER_WEIGHT = 8.0
 
 TextEmbed = Callable[[List[str]], np.ndarray]
 
@@ -119,10 +122,13 @@ class EngineInputs:
     text_embed: TextEmbed
     dims: int
     score_threshold: float
+    cover_weight: float = COVER_WEIGHT
 
     def engine(self, link, refine: bool = True, **kwargs) -> McuEngine:
         """Make an engine on ``link`` (McuLink or URL); ``refine`` gives sub-cell boxes from the score map."""
         cls = DistilledMcuEngine if refine else McuEngine
+        if refine:
+            kwargs.setdefault("cover_weight", self.cover_weight)
         kwargs.setdefault("dims", self.dims)
         kwargs.setdefault("score_threshold", self.score_threshold)
         return cls(link, self.text_embed, **kwargs)
@@ -141,14 +147,17 @@ def engine_inputs(root: Union[str, Path], teacher_dir: Optional[Union[str, Path]
     d = dm.default_dim if dims is None else int(dims)
     if d <= 0 or d % 4 or d > int(dm.meta["embed_dim"]):
         raise ValueError(f"dims must be a multiple of 4 up to {dm.meta['embed_dim']}, got {d}")
-    return EngineInputs(dm.model_path, dm.text_embed(teacher_dir), d, dm.threshold(d))
+    weights = {int(k): float(v) for k, v in dm.meta.get("cover_weights", {}).items()}
+    weight = weights.get(d, weights.get(dm.default_dim, COVER_WEIGHT))
+    return EngineInputs(dm.model_path, dm.text_embed(teacher_dir), d, dm.threshold(d), weight)
 
 
 # ---------------------------------------------------------------------------------------------- boxes
 Extent = Tuple[float, float, float, float]
 
 
-def refine_box(scores_q15: np.ndarray, box: Box, grid_w: int, grid_h: int) -> Extent:
+def refine_box(scores_q15: np.ndarray, box: Box, grid_w: int, grid_h: int,
+               cover_weight: float = COVER_WEIGHT) -> Extent:
     """Sub-cell box (x0, y0, x1, y1 in grid cells) from one query row's Q15 score map around a cell box.
 
     The distilled encoder is trained so that ``sigmoid((cos - 0.5) / 0.05)`` is the fraction of a
@@ -160,8 +169,9 @@ def refine_box(scores_q15: np.ndarray, box: Box, grid_w: int, grid_h: int) -> Ex
     y0, y1 = max(0, box.y0 - 1), min(grid_h, box.y1 + 1)
     x0, x1 = max(0, box.x0 - 1), min(grid_w, box.x1 + 1)
     win = s[y0:y1, x0:x1]
-    cov = 1.0 / (1.0 + np.exp(-(win / 32768.0 - COVER_BIAS) / COVER_TEMP))
-    cov[cov < 0.1] = 0.0  # stray low scores on the table must not widen the box
+    sig = 1.0 / (1.0 + np.exp(-(win / 32768.0 - COVER_BIAS) / COVER_TEMP))
+    cov = sig / (cover_weight - (cover_weight - 1.0) * sig)
+    cov[cov < 0.05] = 0.0  # stray low scores on the table must not widen the box
     if cov.max() <= 0:
         return float(box.x0), float(box.y0), float(box.x1), float(box.y1)
     px, py = cov.sum(axis=0), cov.sum(axis=1)
@@ -174,18 +184,33 @@ def refine_box(scores_q15: np.ndarray, box: Box, grid_w: int, grid_h: int) -> Ex
 
 
 def boxes_from_scores(scores_q15: np.ndarray, rows: Sequence[int], grid_w: int, grid_h: int, threshold: float,
-                      max_boxes: int, refine: bool = True) -> List[Tuple[Box, Extent]]:
+                      max_boxes: int, refine: bool = True,
+                      cover_weight: float = COVER_WEIGHT) -> List[Tuple[Box, Extent]]:
     """Group one score map into the firmware's boxes (reference grouping), each with its extent in cells."""
     boxes = group_boxes(scores_q15, grid_w, grid_h, rows, int(round(threshold * 32768)), max_boxes)
     out = []
     for b in boxes:
-        ext = refine_box(scores_q15[b.rank], b, grid_w, grid_h) if refine else (b.x0, b.y0, b.x1, b.y1)
+        if refine:
+            ext = refine_box(scores_q15[b.rank], b, grid_w, grid_h, cover_weight)
+        else:
+            ext = (b.x0, b.y0, b.x1, b.y1)
         out.append((b, tuple(float(v) for v in ext)))
     return out
 
 
 class DistilledMcuEngine(McuEngine):
-    """:class:`McuEngine` that asks for the MCU's score map and refines each box to sub-cell edges."""
+    """:class:`McuEngine` that asks for the MCU's score map and refines each box to sub-cell edges.
+
+    Args:
+        cover_weight: the score -> coverage inversion of :func:`refine_box` (``distill.json``).
+        others: as :class:`McuEngine`.
+    """
+
+    def __init__(self, *args, cover_weight: float = COVER_WEIGHT, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not cover_weight >= 1.0:
+            raise ValueError(f"cover_weight must be >= 1, got {cover_weight}")
+        self.cover_weight = float(cover_weight)
 
     def _run(self, img: np.ndarray, targets: List[str], rows: List[int], thr: float,
              limit: int) -> DetectionResult:
@@ -205,7 +230,8 @@ class DistilledMcuEngine(McuEngine):
             sx, sy = w / res.grid_w, h / res.grid_h
             for b in res.boxes:
                 box = Box(b["row"], b["score_q15"], b["x0"], b["y0"], b["x1"], b["y1"], b["cells"], b["rank"])
-                ex0, ey0, ex1, ey1 = refine_box(res.scores[b["rank"]], box, res.grid_w, res.grid_h)
+                ex0, ey0, ex1, ey1 = refine_box(res.scores[b["rank"]], box, res.grid_w, res.grid_h,
+                                                self.cover_weight)
                 ti = start + b["rank"]
                 detections.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
                                             box_xyxy=(ex0 * sx, ey0 * sy, ex1 * sx, ey1 * sy),

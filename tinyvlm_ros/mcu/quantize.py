@@ -30,7 +30,7 @@ import numpy as np
 from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, quantize_table, unpack_model
 from tinyvlm_ros.mcu.distill import prefix_scores, region_accuracy, student_embeddings
 from tinyvlm_ros.mcu.distill_data import LABELS, resize_input
-from tinyvlm_ros.mcu.distilled import META_FILE, MODEL_FILE, PROJECTION_FILE, boxes_from_scores
+from tinyvlm_ros.mcu.distilled import COVER_WEIGHT, META_FILE, MODEL_FILE, PROJECTION_FILE, boxes_from_scores
 from tinyvlm_ros.mcu.export import DEFAULT_INPUT, quantize_multiplier
 from tinyvlm_ros.mcu.reference import image_to_input, layer_acc, run_layer, run_model, score_regions
 from tinyvlm_ros.scenes import COLOURS, SHAPES, Scene, box_iou, make_scene
@@ -198,7 +198,8 @@ def benchmark_scene(seed: int, target: Optional[str] = "red block", n_objects: i
 
 def detection_hits(embeddings: Sequence[np.ndarray], scenes: Sequence[Tuple[Scene, str]],
                    rows: Dict[str, np.ndarray],
-                   dims: int, threshold: float, int8: bool, refine: bool = True) -> np.ndarray:
+                   dims: int, threshold: float, int8: bool, refine: bool = True,
+                   cover_weight: float = COVER_WEIGHT) -> np.ndarray:
     """Tell per scene whether the best box for the target overlaps its true box with IoU >= 0.5.
 
     Args:
@@ -218,7 +219,7 @@ def detection_hits(embeddings: Sequence[np.ndarray], scenes: Sequence[Tuple[Scen
             q = score_regions(emb, table, [0])
         else:
             q = np.clip(np.rint(prefix_scores(emb, rows[target][None, :], dims).T * 32768), -32768, 32767)
-        found = boxes_from_scores(q, [0], gw, gh, threshold, 1, refine)
+        found = boxes_from_scores(q, [0], gw, gh, threshold, 1, refine, cover_weight)
         h, w = scene.image.shape[:2]
         ok = False
         if found:
@@ -230,17 +231,26 @@ def detection_hits(embeddings: Sequence[np.ndarray], scenes: Sequence[Tuple[Scen
 
 
 def calibrate_thresholds(emb_q: Sequence[np.ndarray], scenes, rows: Dict[str, np.ndarray],
-                         dims: Sequence[int]) -> Dict[int, float]:
-    """Per prefix, the threshold with the most hits on calibration scenes (int8 path, refined boxes)."""
+                         dims: Sequence[int],
+                         cover_weights: Sequence[float] = (2.0, 4.0, 8.0)) -> Tuple[Dict, Dict]:
+    """Pick per prefix the threshold and coverage inversion with the most hits on calibration scenes.
+
+    Int8 path, refined boxes.  Returns (thresholds, cover weights) keyed by prefix length.
+    """
     grid = np.round(np.arange(0.2, 0.96, 0.025), 3)
-    out = {}
+    thresholds, weights = {}, {}
     for m in dims:
-        rates = [detection_hits(emb_q, scenes, rows, m, float(t), True).mean() for t in grid]
-        best = float(np.max(rates))
+        best_rate, best_w, best_rates = -1.0, COVER_WEIGHT, None
+        for cw in cover_weights:
+            rates = np.array([detection_hits(emb_q, scenes, rows, m, float(t), True, cover_weight=cw).mean()
+                              for t in grid])
+            if rates.max() > best_rate + 1e-9:
+                best_rate, best_w, best_rates = float(rates.max()), float(cw), rates
         # the middle of the best plateau is the least sensitive to a shift between sets
-        cands = grid[np.array(rates) >= best - 1e-9]
-        out[m] = float(cands[len(cands) // 2])
-    return out
+        cands = grid[best_rates >= best_rate - 1e-9]
+        thresholds[m] = float(cands[len(cands) // 2])
+        weights[m] = best_w
+    return thresholds, weights
 
 
 # ---------------------------------------------------------------------------------------------- export
@@ -310,7 +320,7 @@ def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims
 
     calib_scenes = scenes_of(seed * 1000, n_scenes, None)
     emb_cal = [run_model(model, resize_input(s.image, *in_size)) for s, _ in calib_scenes]
-    thresholds = calibrate_thresholds(emb_cal, calib_scenes, rows_q_d, dims)
+    thresholds, cover_weights = calibrate_thresholds(emb_cal, calib_scenes, rows_q_d, dims)
     test_scenes = scenes_of(seed * 1000 + 500, n_scenes, "red block")
     small = np.stack([resize_input(s.image, *in_size) for s, _ in test_scenes])
     emb_t_q = list(int8_embeddings(model, small))
@@ -319,8 +329,11 @@ def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims
     for m in dims:
         detection[str(m)] = {
             "threshold": thresholds[m],
-            "int8": float(detection_hits(emb_t_q, test_scenes, rows_q_d, m, thresholds[m], True).mean()),
-            "float": float(detection_hits(emb_t_f, test_scenes, rows_f_d, m, thresholds[m], False).mean()),
+            "cover_weight": cover_weights[m],
+            "int8": float(detection_hits(emb_t_q, test_scenes, rows_q_d, m, thresholds[m], True,
+                                         cover_weight=cover_weights[m]).mean()),
+            "float": float(detection_hits(emb_t_f, test_scenes, rows_f_d, m, thresholds[m], False,
+                                          cover_weight=cover_weights[m]).mean()),
             "int8_cell_boxes": float(detection_hits(emb_t_q, test_scenes, rows_q_d, m, thresholds[m], True,
                                                     refine=False).mean()),
         }
@@ -335,6 +348,7 @@ def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims
         "teacher": str(Path(teacher_dir).resolve()), "input": list(DEFAULT_INPUT),
         "grid": [model.grid_w, model.grid_h], "macs": int(model.macs),
         "thresholds": {str(m): thresholds[m] for m in dims},
+        "cover_weights": {str(m): cover_weights[m] for m in dims},
         "region_acc_int8_before_refit": {str(m): acc_before[m] for m in dims},
         "region_acc_int8_after_refit": {str(m): acc_after[m] for m in dims},
         "prefix": prefix, "detection_host_reference": detection, "layers": layer_stats,
