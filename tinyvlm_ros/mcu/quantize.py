@@ -210,6 +210,7 @@ def detection_hits(embeddings: Sequence[np.ndarray], scenes: Sequence[Tuple[Scen
         threshold: cosine threshold of a hot region.
         int8: score exactly as the firmware (int8 table, Q15 integer cosine) or in float.
         refine: sub-cell box refinement from the score map.
+        cover_weight: score -> coverage inversion of the refinement (:func:`distilled.refine_box`).
     """
     hits = []
     for emb, (scene, target) in zip(embeddings, scenes):
