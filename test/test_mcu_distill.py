@@ -111,7 +111,7 @@ def test_qemu_detect_returns_boxes(distilled):
     build("qemu-m4")
     inputs = engine_inputs(distilled["out"], teacher_dir=distilled["teacher"])
     with Emulator("qemu-m4", model=str(inputs.model_path)) as emu:
-        with inputs.engine(emu.url, timeout=15.0, score_threshold=0.0) as engine:
+        with inputs.engine(emu.url, timeout=5.0, score_threshold=0.0) as engine:
             assert isinstance(engine, DistilledMcuEngine)
             for seed in (1, 2):
                 scene, target = benchmark_scene(seed)
