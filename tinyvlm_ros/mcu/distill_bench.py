@@ -166,8 +166,12 @@ NOTES = """
 * **Boxes.** The firmware groups hot 8x8-pixel regions (53x40 pixels of a 640x480 frame); a box made of
   whole cells reaches IoU >= 0.5 for only 76 % of these objects even when the cells are chosen perfectly
   (measured on the ground-truth masks), so `DistilledMcuEngine` reads the Q15 score map the firmware
-  returns and places the edges inside the border cells (`distilled.refine_box`); with the plain cell
-  boxes the rate is what `detection_host_reference.*.int8_cell_boxes` in `distill.json` says.
+  returns and places the edges inside the border cells (`distilled.refine_box`).  Plain cell boxes at
+  these thresholds (tuned for the refined boxes: low, so partly covered cells are hot) score far lower:
+  `detection_host_reference.*.int8_cell_boxes` in `distill.json` (13-18 % in this run).
+* **QEMU time.** A frame is about 1 s under QEMU (27 KB over the emulated UART).  Without `-icount`, an
+  INFER reply now and then never reaches the host; the link times out and repeats the request, which the
+  firmware answers from its reply cache, so the boxes are unaffected but the run takes longer.
 * **Prefixes.** The known-answer teacher has 11 informative dimensions (6 colours, 3 shapes, neutral,
   other), so the 16-dim prefix already holds all of it and every prefix scores the same; with a real
   512-dim teacher (TinyCLIP) the same command measures a real trade-off.  128 is the full embedding.
@@ -259,13 +263,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--markdown", default="",
                         help="write this Markdown page (docs/distill.md) from every bench_*.json in the dir")
     parser.add_argument("--distill-command", default="", help="the distill command line, for the page")
+    parser.add_argument("--render-only", action="store_true", help="only rewrite --markdown from the JSONs")
     args = parser.parse_args(argv)
     root = Path(args.distilled)
     dims = [int(d) for d in args.dims.split(",") if d] or None
-    bench = run_benchmark(root, args.target, args.scenes, dims)
-    given = argv if argv is not None else sys.argv[1:]
-    bench["command"] = "python -m tinyvlm_ros.mcu.distill_bench " + shlex.join(given)
-    (root / f"bench_{args.target}.json").write_text(json.dumps(bench, indent=1))
+    if not args.render_only:
+        bench = run_benchmark(root, args.target, args.scenes, dims)
+        given = argv if argv is not None else sys.argv[1:]
+        bench["command"] = "python -m tinyvlm_ros.mcu.distill_bench " + shlex.join(given)
+        (root / f"bench_{args.target}.json").write_text(json.dumps(bench, indent=1))
     if args.markdown:
         # one column per target benchmarked into this directory (e.g. host for all prefixes, QEMU for one)
         benches = [json.loads(p.read_text()) for p in sorted(root.glob("bench_*.json"))]
@@ -273,7 +279,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         write_markdown(benches, Path(args.markdown), args.distill_command)
         if (root / "curves.png").exists():
             shutil.copyfile(root / "curves.png", Path(args.markdown).parent / "distill_curves.png")
-    for m, r in bench["prefix"].items():
+    for m, r in ({} if args.render_only else bench["prefix"]).items():
         print(f"dims {m}: firmware {r['firmware']:.3f} reference {r['reference_int8']:.3f} "
               f"fp32 {r['fp32']:.3f} same {r['firmware_equals_reference']}/{bench['n_scenes']}")
     return 0
