@@ -160,6 +160,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export_model)
 
+    from tinyvlm_ros.mcu import distill  # torch is imported only when distill runs
+
+    distill.register(subparsers)
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="tinyvlm mcu")

@@ -1,0 +1,369 @@
+"""Matryoshka distillation of the MCU's region encoder from a CLIP-interface teacher.
+
+``tinyvlm mcu distill --teacher MODEL_DIR (--images DIR | --generate N) --out DIR`` builds the
+training set (:mod:`tinyvlm_ros.mcu.distill_data`), trains :class:`~tinyvlm_ros.mcu.student.Student`
+(the firmware's architecture) and a :class:`~tinyvlm_ros.mcu.student.TextProjection`, then
+quantizes stage by stage (:mod:`tinyvlm_ros.mcu.quantize`) and exports the firmware blob plus the
+numpy text projection (:mod:`tinyvlm_ros.mcu.distilled` reads them at run time, without torch).
+
+The loss, for every prefix length m of ``--dims`` (both sides cut to m dims and re-normalised):
+
+* distillation: ``1 - cos(student_m, (P t)_m)`` per region, where t is the teacher's region
+  embedding and P the learned projection; regions with objects weigh more (most are table);
+* region-text ranking: KL divergence from the teacher's softmax over the label phrases
+  (``cos(t, text)``, sharp temperature) to the student's (``cos(student_m, (P text)_m)``), on
+  regions with objects: the prefix must rank phrases as the teacher does, with margin;
+* detection: a logistic loss on ``(cos(student_m, (P text)_m) - 0.5) / 0.05`` whose target for the
+  teacher's top label of a region is the fraction of the region objects cover (0 for the other
+  labels): the firmware's threshold then separates the named object from the rest, and the score
+  map says how much of each cell the object fills (:func:`tinyvlm_ros.mcu.distilled.refine_box`);
+* structure: the cosines of projected teacher embeddings (texts and a batch of region targets)
+  at prefix m must equal the teacher's own, so P cannot collapse the space to cheat the first term.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tinyvlm_ros.mcu.distill_data import LABELS
+
+DEFAULT_DIMS = (16, 32, 64, 128)
+CHECKPOINT = "checkpoint.pt"
+DATA = "data.npz"
+HISTORY = "history.json"
+CURVES = "curves.png"
+KL_TEACHER_TEMP = 0.02
+KL_STUDENT_TEMP = 0.05
+#: Cosine at which the detection term's logistic crosses 1/2: where a region should turn hot.
+DETECT_BIAS = 0.5
+
+
+def parse_dims(text: str, embed_dim: int = 128) -> List[int]:
+    """Parse "16,32,64,128" into [16, 32, 64, 128]; each a multiple of 4 up to ``embed_dim``, increasing."""
+    try:
+        dims = [int(d) for d in str(text).split(",") if d.strip()]
+    except ValueError:
+        raise ValueError(f"--dims must be comma-separated integers, got {text!r}") from None
+    if not dims or any(d <= 0 or d % 4 or d > embed_dim for d in dims) or dims != sorted(set(dims)):
+        raise ValueError(f"--dims must be increasing multiples of 4 up to {embed_dim}, got {text!r}")
+    return dims
+
+
+# ---------------------------------------------------------------------------------------------- data
+def build_dataset(teacher_dir: Path, out: Path, generate: int = 0, images: Optional[Path] = None,
+                  seed: int = 0, val_fraction: float = 0.1, in_size=(96, 96), grid=(12, 12),
+                  progress: bool = True) -> Dict[str, np.ndarray]:
+    """Make (or reuse) ``out/data.npz``: frames, region targets, coverage, labels, text embeddings.
+
+    Generated scenes come from :func:`tinyvlm_ros.scenes.make_scene` (seeds ``seed * 100000 + i``,
+    2 to 4 objects); image files are read from ``images``.  The last ``val_fraction`` is held out.
+    """
+    from tqdm import tqdm
+
+    from tinyvlm_ros.mcu.distill_data import (Teacher, image_sample, load_rgb, read_images, scene_sample,
+                                              stack)
+    from tinyvlm_ros.scenes import make_scene
+
+    path = out / DATA
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        if int(data["n_generated"]) == generate and str(data["images"]) == str(images or ""):
+            return data
+    if generate <= 0 and images is None:
+        raise ValueError("give --images DIR or --generate N (or both)")
+    teacher = Teacher(teacher_dir)
+    samples = []
+    files = read_images(images) if images else []
+    jobs = [("scene", i) for i in range(generate)] + [("file", p) for p in files]
+    rng = np.random.default_rng(seed)
+    for kind, item in tqdm(jobs, desc="teacher targets", disable=not progress, leave=False):
+        if kind == "scene":
+            scene = make_scene(seed=seed * 100000 + int(item), n_objects=int(rng.integers(2, 5)))
+            samples.append(scene_sample(teacher, scene, in_size, grid))
+        else:
+            samples.append(image_sample(teacher, load_rgb(item), in_size, grid))
+    data = stack(samples)
+    n_val = max(1, int(round(len(samples) * val_fraction))) if len(samples) > 1 else 0
+    data["is_val"] = np.arange(len(samples)) >= len(samples) - n_val
+    data["text"] = teacher.embed_phrases(list(LABELS))
+    data["n_generated"] = np.array(generate)
+    data["images"] = np.array(str(images or ""))
+    data["teacher_dim"] = np.array(teacher.dim)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **data)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- loss
+def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int]):
+    """Total loss and per-prefix parts.
+
+    Args:
+        student_out: torch float [B, E, gh, gw] region embeddings.
+        targets: torch float [B, gh, gw, D] unit teacher region embeddings.
+        cover: torch float [B, gh, gw] object coverage of each region.
+        text: torch float [K, D] unit teacher text embeddings of the label phrases.
+        proj: the :class:`TextProjection`.
+        dims: prefix lengths.
+
+    Returns:
+        (loss tensor, {"cos@m": mean student-target cosine, ...}).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    s = student_out.permute(0, 2, 3, 1).reshape(-1, student_out.shape[1])
+    t = targets.reshape(-1, targets.shape[-1])
+    w = 1.0 + 4.0 * cover.reshape(-1)
+    obj = cover.reshape(-1) >= 0.25
+    pt = proj(t)
+    ptext = proj(text)
+    t_logits = (t @ text.T) / KL_TEACHER_TEMP
+    # detection term: the probability that a region shows the teacher's top label is the fraction
+    # of it the objects cover (0 for every other label), so score maps trace objects sub-cell
+    cov = cover.reshape(-1)
+    y = F.one_hot(t_logits.argmax(dim=1), text.shape[0]).float() * cov[:, None]
+    pos_w = torch.full((text.shape[0],), 8.0)  # one positive label against 17 negatives and much table
+    # structure anchor: teacher texts + a sample of region targets, cosines before and after P
+    idx = torch.randperm(t.shape[0])[:64]
+    anchor = torch.cat([text, t[idx]], dim=0)
+    anchor_cos = anchor @ anchor.T
+    panchor = proj(anchor)
+    total = student_out.new_zeros(())
+    parts: Dict[str, float] = {}
+    for m in dims:
+        sm = F.normalize(s[:, :m], dim=1)
+        gm = F.normalize(pt[:, :m], dim=1)
+        cos = (sm * gm).sum(dim=1)
+        l_cos = ((1.0 - cos) * w).sum() / w.sum()
+        l_kl = s.new_zeros(())
+        tm = F.normalize(ptext[:, :m], dim=1)
+        if bool(obj.any()):
+            s_logits = (sm[obj] @ tm.T) / KL_STUDENT_TEMP
+            l_kl = F.kl_div(F.log_softmax(s_logits, dim=1), F.log_softmax(t_logits[obj], dim=1),
+                            log_target=True, reduction="batchmean")
+        all_logits = (sm @ tm.T - DETECT_BIAS) / KL_STUDENT_TEMP
+        bce = F.binary_cross_entropy_with_logits(all_logits, y, reduction="none", pos_weight=pos_w)
+        l_det = bce.mean() * text.shape[0] / 4.0
+        am = F.normalize(panchor[:, :m], dim=1)
+        l_struct = ((am @ am.T - anchor_cos) ** 2).mean()
+        total = total + l_cos + 0.5 * l_kl + l_struct + l_det
+        parts[f"cos@{m}"] = float(cos.mean().detach())
+        parts[f"kl@{m}"] = float(l_kl.detach())
+    parts["loss"] = float(total.detach())
+    return total, parts
+
+
+# ---------------------------------------------------------------------------------------------- eval
+def prefix_scores(emb: np.ndarray, text_rows: np.ndarray, m: int) -> np.ndarray:
+    """Cosines [N_regions, K] of region embeddings [..., E] and text rows [K, E] at prefix m."""
+    e = np.asarray(emb, np.float64).reshape(-1, emb.shape[-1])[:, :m]
+    t = np.asarray(text_rows, np.float64)[:, :m]
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return e @ t.T
+
+
+def region_accuracy(emb: np.ndarray, text_rows: np.ndarray, label: np.ndarray, m: int) -> float:
+    """Top-1 accuracy over the label phrases of regions that an object covers at least half of."""
+    lab = np.asarray(label).reshape(-1)
+    keep = lab >= 0
+    if not keep.any():
+        return float("nan")
+    sc = prefix_scores(np.asarray(emb).reshape(-1, emb.shape[-1])[keep], text_rows, m)
+    return float(np.mean(np.argmax(sc, axis=1) == lab[keep]))
+
+
+def student_embeddings(student, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Float region embeddings [N, gh, gw, E] of uint8 [N, H, W, 3] frames."""
+    import torch
+
+    from tinyvlm_ros.mcu.student import images_to_tensor
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            outs.append(student(images_to_tensor(images[i:i + batch])).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(outs).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- train
+def save_curves(history: List[Dict[str, float]], dims: Sequence[int], path: Path) -> None:
+    """Loss and student-teacher cosine (per prefix, held-out frames) per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    ax[0].plot(ep, [h["loss"] for h in history], label="train")
+    ax[0].plot(ep, [h["val_loss"] for h in history], label="held out")
+    ax[0].set_title("Matryoshka loss (sum over prefixes)")
+    ax[0].set_xlabel("epoch")
+    ax[0].legend()
+    for m in dims:
+        ax[1].plot(ep, [h[f"val_cos@{m}"] for h in history], label=f"{m} dims")
+        ax[2].plot(ep, [h[f"val_acc@{m}"] for h in history], label=f"{m} dims")
+    ax[1].set_title("student-teacher cosine (held out)")
+    ax[2].set_title("region top-1 accuracy over labels (held out)")
+    for a in ax[1:]:
+        a.set_xlabel("epoch")
+        a.legend()
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def train(data: Dict[str, np.ndarray], out: Path, dims: Sequence[int], epochs: int, batch: int = 32,
+          lr: float = 3e-3, seed: int = 0, resume: bool = False, progress: bool = True,
+          threads: int = 1):
+    """Train student and projection; checkpoint every epoch; return (student, proj, history).
+
+    With ``resume`` the last checkpoint in ``out`` (if any) is continued up to ``epochs`` in all.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from tinyvlm_ros.mcu.student import Student, TextProjection, images_to_tensor
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    student = Student()
+    proj = TextProjection(int(data["teacher_dim"]), student.embed_dim, seed=seed)
+    params = list(student.parameters()) + list(proj.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    history: List[Dict[str, float]] = []
+    start = 0
+    ckpt = out / CHECKPOINT
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        student.load_state_dict(state["student"])
+        proj.load_state_dict(state["proj"])
+        opt.load_state_dict(state["opt"])
+        start = int(state["epoch"])
+        history = json.loads((out / HISTORY).read_text()) if (out / HISTORY).exists() else []
+    train_idx = np.nonzero(~data["is_val"])[0]
+    val_idx = np.nonzero(data["is_val"])[0]
+    if len(val_idx) == 0:
+        val_idx = train_idx
+    text = torch.from_numpy(data["text"]).float()
+
+    def tensors(idx: np.ndarray, flip: bool = False):
+        img, tgt, cov = data["image"][idx], data["target"][idx], data["cover"][idx]
+        if flip:  # mirrored scenes are as valid as the originals: block, ball, triangle are symmetric
+            img, tgt, cov = img[:, :, ::-1], tgt[:, :, ::-1], cov[:, :, ::-1]
+        return (images_to_tensor(img), torch.from_numpy(np.ascontiguousarray(tgt)).float(),
+                torch.from_numpy(np.ascontiguousarray(cov)).float())
+
+    rng = np.random.default_rng(seed + start)
+    total_steps = max(1, epochs * math.ceil(len(train_idx) / batch))
+    bar = tqdm(range(start, epochs), desc="distill", disable=not progress, initial=start, total=epochs)
+    for epoch in bar:
+        student.train()
+        order = rng.permutation(train_idx)
+        losses = []
+        for i in range(0, len(order), batch):
+            step = epoch * math.ceil(len(train_idx) / batch) + i // batch
+            for g in opt.param_groups:  # cosine decay: large steps early, settle at the end
+                g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total_steps)))
+            x, t, c = tensors(order[i:i + batch], flip=bool(rng.integers(2)))
+            loss, _ = matryoshka_loss(student(x), t, c, text, proj, dims)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+        rec.update(evaluate(student, proj, data, val_idx, dims))
+        history.append(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", cos=f"{rec[f'val_cos@{dims[-1]}']:.3f}",
+                        acc=f"{rec[f'val_acc@{dims[-1]}']:.2f}")
+        torch.save({"student": student.state_dict(), "proj": proj.state_dict(), "opt": opt.state_dict(),
+                    "epoch": epoch + 1, "dims": list(dims)}, ckpt)
+        (out / HISTORY).write_text(json.dumps(history, indent=1))
+    if history:
+        save_curves(history, dims, out / CURVES)
+    return student, proj, history
+
+
+def evaluate(student, proj, data: Dict[str, np.ndarray], idx: np.ndarray, dims: Sequence[int]) -> Dict:
+    """Held-out loss, student-teacher cosine and region accuracy per prefix (float model)."""
+    import torch
+
+    from tinyvlm_ros.mcu.student import images_to_tensor
+
+    student.eval()
+    with torch.no_grad():
+        x = images_to_tensor(data["image"][idx])
+        t = torch.from_numpy(data["target"][idx]).float()
+        c = torch.from_numpy(data["cover"][idx]).float()
+        text = torch.from_numpy(data["text"]).float()
+        torch.manual_seed(0)
+        out = student(x)
+        loss, parts = matryoshka_loss(out, t, c, text, proj, dims)
+        emb = out.permute(0, 2, 3, 1).numpy()
+        rows = proj(text).numpy()
+    rec = {"val_loss": float(loss)}
+    for m in dims:
+        rec[f"val_cos@{m}"] = parts[f"cos@{m}"]
+        rec[f"val_acc@{m}"] = region_accuracy(emb, rows, data["label"][idx], m)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def run(args: argparse.Namespace) -> int:
+    """Distill, quantize and export as the CLI arguments say; print a summary."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dims = parse_dims(args.dims)
+    if dims[-1] != 128:
+        raise ValueError(f"the last prefix must be the full embedding (128), got {dims[-1]}")
+    t0 = time.monotonic()
+    if args.make_teacher and not (Path(args.teacher) / "manifest.json").exists():
+        from tinyvlm_ros.models.testmodels import make_known_answer_set
+
+        make_known_answer_set(args.teacher)
+    data = build_dataset(Path(args.teacher), out, generate=args.generate,
+                         images=Path(args.images) if args.images else None, seed=args.seed,
+                         progress=not args.quiet)
+    student, proj, history = train(data, out, dims, args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+                                   resume=args.resume, progress=not args.quiet, threads=args.threads)
+    from tinyvlm_ros.mcu.quantize import export_distilled
+
+    report = export_distilled(student, proj, data, out, dims, Path(args.teacher),
+                              default_dim=args.default_dim, history=history)
+    report["seconds"] = round(time.monotonic() - t0, 1)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: report[k] for k in ("prefix", "model_bytes", "seconds")}, indent=1))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``distill`` to the ``tinyvlm mcu`` subcommands."""
+    p = subparsers.add_parser("distill", help="train, quantize and export the MCU image encoder")
+    p.add_argument("--teacher", required=True, help="model set with CLIP's ONNX interface (manifest.json)")
+    p.add_argument("--make-teacher", action="store_true",
+                   help="write the known-answer model set into --teacher first when it has no manifest")
+    p.add_argument("--images", help="directory of PNG/JPEG training images (regions from a 2x2-cell window)")
+    p.add_argument("--generate", type=int, default=0, help="generated scenes with exact masks (default 0)")
+    p.add_argument("--dims", default=",".join(str(d) for d in DEFAULT_DIMS), help="Matryoshka prefixes")
+    p.add_argument("--default-dim", type=int, default=64, help="prefix the exported engine uses by default")
+    p.add_argument("--out", required=True, help="output directory (checkpoint, curves, model.tvm, ...)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (the layers are tiny: more threads mostly add contention)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
