@@ -127,3 +127,41 @@ def test_mcu_killed_mid_run_degrades_then_recovers(models, tmp_path):
     finally:
         emu.stop()
         assert stop_node(proc) == 0, node_log(proc)[-3000:]
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm not installed (apt.sh)")
+def test_distilled_encoder_end_to_end_through_the_node(tmp_path_factory, tmp_path):
+    # distill -> CFQ int8 -> firmware blob -> QEMU Cortex-M4 -> detect_node -> Detection2DArray
+    pytest.importorskip("torch")
+    from tinyvlm_ros.mcu.distill import DEFAULT_DIMS, build_dataset, train
+    from tinyvlm_ros.mcu.quantize import benchmark_scene, export_distilled
+    from tinyvlm_ros.models.testmodels import make_known_answer_set
+
+    root = tmp_path_factory.mktemp("distill_node")
+    teacher = make_known_answer_set(root / "teacher")
+    out = root / "out"
+    data = build_dataset(teacher, out, generate=24, seed=5, progress=False)
+    student, proj, history = train(data, out, list(DEFAULT_DIMS), epochs=6, batch=8, lr=5e-3, progress=False)
+    export_distilled(student, proj, data, out, list(DEFAULT_DIMS), teacher, default_dim=64, history=history,
+                     n_calib=16, n_scenes=4, refit_steps=30)
+    scene, target = benchmark_scene(7)
+    with Emulator("qemu-m4", model=str(out / "model.tvm"), start_timeout=60) as emu:
+        proc = start_node("detect_node", ["--params-file", _params_file(), "-p", "backend:=mcu",
+                                          "-p", f"serial_port:={emu.url}", "-p", f"mcu_model_dir:={out}",
+                                          "-p", f"model_dir:={teacher}", "-p", "mcu_score_threshold:=0.01",
+                                          "-p", "mcu_timeout_s:=5.0", "-p", "diagnostics_period_s:=0.2",
+                                          # 640x480 raw frames: reliable, see config/fastdds_large_frames.xml
+                                          "-p", "image_reliability:=reliable"],
+                          log_path=tmp_path / "node.log")
+        try:
+            with ros_node() as n:
+                c = Client(n)
+                c.ready(proc, f"pick the {target}")
+                msg = c.frame(scene.image, proc, timeout=60)
+                assert msg is not None, node_log(proc)[-3000:]
+                assert msg.detections, "the distilled encoder found nothing through the node"
+                assert msg.detections[0].results[0].hypothesis.class_id == target
+                label, _, (x0, y0, x1, y1) = convert.msg_to_boxes(msg)[0]
+                assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480
+        finally:
+            assert stop_node(proc) == 0, node_log(proc)[-3000:]

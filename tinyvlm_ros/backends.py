@@ -59,27 +59,36 @@ def _make_local(cfg: Dict[str, Any]) -> Engine:
 
 
 def _make_mcu(cfg: Dict[str, Any]) -> Engine:
-    from tinyvlm_ros.engine.matcher import ClipMatcher
     from tinyvlm_ros.mcu.backend import McuEngine
-    from tinyvlm_ros.models.manifest import load_manifest
 
     port = str(cfg.get("serial_port") or "")
     if not port:
         raise ValueError("backend mcu needs serial_port: a device (/dev/ttyACM0) or a pyserial URL "
                          "(socket://127.0.0.1:5555; `tinyvlm mcu emulate` prints one)")
-    # Text never runs on the MCU: the host's CLIP text tower embeds each target phrase.
-    model_set = load_manifest(_model_dir(cfg))
-    text = ClipMatcher(model_set.clip, threads=int(cfg.get("threads", 2)))
-    dims = int(cfg.get("matryoshka_dim") or 0) or min(64, text.dim)
     fallback = _make_local(cfg) if cfg.get("mcu_fallback") else None
+    common = dict(baud=int(cfg.get("serial_baud", 921600)), timeout=float(cfg.get("mcu_timeout_s", 2.0)),
+                  fallback=fallback, max_detections=min(32, int(cfg.get("max_detections", 10))))
+    dims = int(cfg.get("matryoshka_dim") or 0) or None
+    if cfg.get("mcu_model_dir"):
+        # A distilled encoder: its text projection, prefix and calibrated threshold.  The MCU
+        # must run the same model blob (the table carries the model id; a mismatch is refused).
+        from tinyvlm_ros.mcu.distilled import engine_inputs
 
-    def text_embed(phrases):
-        # the same caption the host matcher scores crops against
-        return text.embed_texts([text.prompt(p) for p in phrases])
+        teacher = _model_dir(cfg) if cfg.get("model_dir") else None
+        inputs = engine_inputs(Path(cfg["mcu_model_dir"]).expanduser(), teacher_dir=teacher, dims=dims)
+        engine = inputs.engine(port, **common)
+    else:
+        # Text never runs on the MCU: the host's CLIP text tower embeds each target phrase.
+        from tinyvlm_ros.engine.matcher import ClipMatcher
+        from tinyvlm_ros.models.manifest import load_manifest
 
-    engine = McuEngine(port, text_embed, dims=dims, baud=int(cfg.get("serial_baud", 921600)),
-                       timeout=float(cfg.get("mcu_timeout_s", 2.0)), fallback=fallback,
-                       max_detections=min(32, int(cfg.get("max_detections", 10))))
+        text = ClipMatcher(load_manifest(_model_dir(cfg)).clip, threads=int(cfg.get("threads", 2)))
+
+        def text_embed(phrases):
+            # the same caption the host matcher scores crops against
+            return text.embed_texts([text.prompt(p) for p in phrases])
+
+        engine = McuEngine(port, text_embed, dims=dims or min(64, text.dim), **common)
     try:
         engine.open()
     except (ConnectionError, TimeoutError, OSError) as exc:
