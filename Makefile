@@ -11,10 +11,12 @@ COLCON_BUILD := colcon build --base-paths $(ROOT) --packages-select tinyvlm_ros 
 	--event-handlers console_cohesion- summary+ status- \
 	--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=ON
 
-.PHONY: help setup apt build test demo bench firmware fuzz distill-demo lint clean
+.PHONY: help setup apt build test demo demo-mcu bench firmware fuzz distill-demo clean
 
 help:
 	@echo "make demo    - set up, start the detector, replay a demo bag, print detections"
+	@echo "make demo-mcu- the same on the MCU engine (distilled int8 encoder, firmware under QEMU)"
+	@echo "make distill-demo - full distillation of the MCU encoder + its benchmark"
 	@echo "make test    - set up, colcon build, colcon test (every test)"
 	@echo "make bench   - pipeline + bag benchmarks, refreshes docs/benchmarks.md"
 	@echo "make firmware- cross-compile the MCU firmware and print its size"
@@ -38,7 +40,21 @@ test: build
 	exit $${rc:-0}
 
 demo: build
-	$(ENV) && $(OVERLAY) && python tools/demo.py
+	$(ENV) && $(OVERLAY) && python tools/demo.py $(DEMO_ARGS)
+
+# The same demo on the microcontroller engine: the distilled int8 encoder in the firmware under QEMU.
+demo-mcu: build
+	$(ENV) && $(OVERLAY) && python tools/demo.py --backend mcu $(DEMO_ARGS)
+
+# Full Matryoshka distillation run of the MCU encoder and its benchmark (docs/distill.md).
+DISTILL_OUT ?= out/distill
+distill-demo: build
+	$(ENV) && $(OVERLAY) && tinyvlm mcu distill --teacher $(DISTILL_OUT)/teacher --make-teacher \
+		--generate 2500 --epochs 60 --out $(DISTILL_OUT)/model
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.mcu.distill_bench --distilled $(DISTILL_OUT)/model \
+		--target host --scenes 100 --markdown docs/distill.md
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.mcu.distill_bench --distilled $(DISTILL_OUT)/model \
+		--target qemu-m4 --scenes 100 --dims 64 --markdown docs/distill.md
 
 # Cortex-M builds (M4, M7, M55) and the host build, then flash/RAM per port.
 firmware: apt

@@ -95,17 +95,47 @@ def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
         pass
 
 
+def start_mcu(args: argparse.Namespace, teacher: Path):
+    """Train (once) the distilled encoder, start the firmware under QEMU, return it and the node params."""
+    from tinyvlm_ros.mcu.emulate import Emulator
+    from tinyvlm_ros.models.registry import cache_dir
+
+    distilled = args.mcu_model or cache_dir(args.cache) / "mcu" / "distilled-known-answer"
+    if not (distilled / "model.tvm").is_file():
+        say(f"training the MCU encoder once into {distilled} (Matryoshka distillation from {teacher}, "
+            "a few minutes on 2 cores)")
+        subprocess.run([sys.executable, "-m", "tinyvlm_ros.cli", "mcu", "distill", "--teacher", str(teacher),
+                        "--generate", "600", "--epochs", "25", "--out", str(distilled), "--quiet"],
+                       check=True, timeout=3600)
+    emulator = Emulator("qemu-m7", model=str(distilled / "model.tvm"), start_timeout=60)
+    url = emulator.start()
+    say(f"firmware (Cortex-M7 under QEMU) with the distilled encoder {distilled / 'model.tvm'} at {url}")
+    # one QEMU frame takes about a second (the emulated UART): the node drops what it cannot take
+    return emulator, {"backend": "mcu", "serial_port": url, "mcu_model_dir": str(distilled),
+                      "mcu_timeout_s": 10.0, "model_dir": str(teacher)}
+
+
 def main(argv: Optional[list] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "demo", help="output directory")
-    ap.add_argument("--frames", type=int, default=50, help="frames in the demo bag (default 50)")
-    ap.add_argument("--rate", type=float, default=5.0, help="replay rate in Hz (default 5)")
+    ap.add_argument("--frames", type=int, default=None, help="frames in the demo bag (default 50; mcu 20)")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="replay rate in Hz (default 5; mcu 1, a QEMU frame takes about a second)")
     ap.add_argument("--models", type=Path, help="model set to use instead of choosing one")
     ap.add_argument("--cache", type=Path,
                     help="model cache (default $TINYVLM_MODELS or ~/.cache/tinyvlm_ros)")
     ap.add_argument("--wait-node", type=float, default=120.0,
                     help="seconds to wait for detect_node (default 120)")
+    ap.add_argument("--backend", choices=("local", "mcu"), default="local",
+                    help="local: ONNX engine on this computer; mcu: the distilled int8 encoder in the "
+                         "firmware under QEMU (Cortex-M7)")
+    ap.add_argument("--mcu-model", type=Path, default=None,
+                    help="distilled MCU encoder (tinyvlm mcu distill --out); default: trained once into "
+                         "the cache from the known-answer teacher")
     args = ap.parse_args(argv)
+    mcu = args.backend == "mcu"
+    args.frames = args.frames or (20 if mcu else 50)
+    args.rate = args.rate or (1.0 if mcu else 5.0)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # the demo talks to itself only
 
     from tinyvlm_ros.bench import bagio
@@ -130,8 +160,12 @@ def main(argv: Optional[list] = None) -> int:
     make_bag(bag, storage="mcap", compressed=True, frames=args.frames, rate=args.rate, command=COMMAND)
     say(f"demo bag: {bag} ({args.frames} generated scenes at {args.rate:g} Hz, each with one red block)")
 
+    emulator = None
+    params = None
+    if args.backend == "mcu":
+        emulator, params = start_mcu(args, models)
     exe = detect_node_exe()
-    ros_args = detect_node_args(bagio.TOPIC_IMAGE_COMPRESSED, models, compressed=True)
+    ros_args = detect_node_args(bagio.TOPIC_IMAGE_COMPRESSED, models, compressed=True, params=params)
     log_path = out / "detect_node.log"
     say(f"starting {exe.name} --ros-args {' '.join(ros_args)}  (log: {log_path})")
     with open(log_path, "wb") as log:
@@ -163,6 +197,8 @@ def main(argv: Optional[list] = None) -> int:
         return 130
     finally:
         stop(node)
+        if emulator is not None:
+            emulator.stop()
     print(headline(summary, out / "run"))
     say(f"models: {what}")
     say(f"done in {time.monotonic() - t0:.0f} s; detections flowed for {shown['n']} frames")
