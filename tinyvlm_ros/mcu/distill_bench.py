@@ -81,7 +81,7 @@ def run_benchmark(root: Path, target: str = "qemu-m4", n_scenes: int = 100, dims
         fw_hits, ref_hits, same, instr = [], [], 0, []
         t0 = time.monotonic()
         with Emulator(target, model=str(dm.model_path)) as emu:
-            # a short reply timeout: under QEMU an INFER reply occasionally never arrives, and the link's
+            # a short reply timeout: under QEMU a reply occasionally never arrives, and the link's
             # retry (answered from the firmware's reply cache) is then cheaper than a long wait
             with inputs.engine(emu.url, timeout=5.0, max_detections=1) as engine:
                 link_stats = engine.link.stats
@@ -169,9 +169,10 @@ NOTES = """
   returns and places the edges inside the border cells (`distilled.refine_box`).  Plain cell boxes at
   these thresholds (tuned for the refined boxes: low, so partly covered cells are hot) score far lower:
   `detection_host_reference.*.int8_cell_boxes` in `distill.json` (13-18 % in this run).
-* **QEMU time.** A frame is about 1 s under QEMU (27 KB over the emulated UART).  Without `-icount`, an
-  INFER reply now and then never reaches the host; the link times out and repeats the request, which the
-  firmware answers from its reply cache, so the boxes are unaffected but the run takes longer.
+* **QEMU time.** A frame is about 1 s under QEMU (27 KB over the emulated UART).  Without `-icount`, on
+  this loaded 2-core machine about 1 request in 20 got no reply in time (with or without the score map;
+  the "reply timeouts" above); the link repeats it, the firmware answers from its reply cache, so the
+  boxes are unaffected (firmware == reference) but the run takes 3 s per frame instead of 1.
 * **Prefixes.** The known-answer teacher has 11 informative dimensions (6 colours, 3 shapes, neutral,
   other), so the 16-dim prefix already holds all of it and every prefix scores the same; with a real
   512-dim teacher (TinyCLIP) the same command measures a real trade-off.  128 is the full embedding.
