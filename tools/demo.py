@@ -112,7 +112,7 @@ def start_mcu(args: argparse.Namespace, teacher: Path):
     say(f"firmware (Cortex-M7 under QEMU) with the distilled encoder {distilled / 'model.tvm'} at {url}")
     # one QEMU frame takes about a second (the emulated UART): the node drops what it cannot take
     return emulator, {"backend": "mcu", "serial_port": url, "mcu_model_dir": str(distilled),
-                      "mcu_timeout_s": 10.0, "model_dir": str(teacher)}
+                      "mcu_timeout_s": 3.0, "model_dir": str(teacher)}
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -137,6 +137,7 @@ def main(argv: Optional[list] = None) -> int:
     args.frames = args.frames or (20 if mcu else 50)
     args.rate = args.rate or (1.0 if mcu else 5.0)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # the demo talks to itself only
+    os.environ.setdefault("TINYVLM_SOURCE_DIR", str(ROOT))  # the firmware sources, for the mcu backend
 
     from tinyvlm_ros.bench import bagio
     from tinyvlm_ros.bench.bag_cli import headline
