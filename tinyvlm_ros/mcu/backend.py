@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -43,7 +43,8 @@ def hash_text_embed(phrases: List[str], dim: int = 128) -> np.ndarray:
     return out
 
 
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+def resize_input(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize a frame to the MCU's input size (area interpolation; training uses the same)."""
     if image.shape[0] == height and image.shape[1] == width:
         return np.ascontiguousarray(image)
     try:
@@ -72,6 +73,8 @@ class McuEngine:
     """
 
     name = "mcu"
+    #: Ask the device for its per-region score map with each INFER (subclasses that refine boxes do).
+    want_scores = False
 
     def __init__(self, link: Union[McuLink, str], text_embed: TextEmbed, dims: int = 64, *,
                  baud: int = 921600, timeout: float = 2.0, score_threshold: float = 0.25,
@@ -179,28 +182,32 @@ class McuEngine:
              limit: int) -> DetectionResult:
         info = self.link.info
         h, w = img.shape[:2]
-        small = _resize(img, info["input_w"], info["input_h"])
+        small = resize_input(img, info["input_w"], info["input_h"])
         detections: List[Detection] = []
         res = None
         macs = ticks = 0
         for start in range(0, len(rows), 16):  # the device scores up to 16 query rows per frame
             chunk = rows[start:start + 16]
             self.link.set_query(chunk, threshold=thr, max_boxes=limit)
-            res = self.link.infer(small)
+            res = self.link.infer(small, want_scores=self.want_scores)
             macs += res.macs
             ticks += res.ticks
             sx, sy = w / res.grid_w, h / res.grid_h
             for b in res.boxes:
                 ti = start + b["rank"]
+                x0, y0, x1, y1 = self._extent(res, b)
                 detections.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
-                                            box_xyxy=(b["x0"] * sx, b["y0"] * sy, b["x1"] * sx, b["y1"] * sy),
-                                            target_index=ti))
+                                            box_xyxy=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), target_index=ti))
         detections.sort(key=lambda d: -d.score)
         work: Dict[str, int] = {"mcu_macs": macs, "mcu_ticks": ticks, "mcu_frames": 1}
         kinstr = info.get("ticks_per_kinstr", 0)
         if kinstr:
             work["mcu_instructions"] = int(ticks * 1000 // kinstr)
         return DetectionResult(detections=detections[:limit], targets=targets, work=work)
+
+    def _extent(self, res, box: Dict[str, int]) -> Tuple[float, float, float, float]:
+        """Return a box's (x0, y0, x1, y1) in grid cells; here the device's whole-cell box."""
+        return box["x0"], box["y0"], box["x1"], box["y1"]
 
     def describe(self) -> Dict[str, str]:
         """Backend, device and model identity for diagnostics."""

@@ -21,6 +21,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from tinyvlm_ros.mcu.backend import resize_input
 from tinyvlm_ros.scenes import COLOURS, SHAPES, Scene
 
 #: Every object a generated scene can hold, as the phrase a user would say.
@@ -83,13 +84,6 @@ def square_crop(image: np.ndarray, box: Sequence[float], size: int, fill: np.nda
         canvas[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0] = patch
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(canvas, (size, size), interpolation=interp)
-
-
-def resize_input(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize a frame to the MCU input size the way the mcu backend does (area interpolation)."""
-    if image.shape[:2] == (height, width):
-        return np.ascontiguousarray(image)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def cell_coverage(mask: np.ndarray, grid_w: int, grid_h: int) -> np.ndarray:

@@ -24,7 +24,6 @@ import numpy as np
 
 from tinyvlm_ros.mcu.backend import McuEngine
 from tinyvlm_ros.mcu.reference import Box, group_boxes
-from tinyvlm_ros.types import Detection, DetectionResult
 
 MODEL_FILE = "model.tvm"
 PROJECTION_FILE = "text_projection.npy"
@@ -212,33 +211,9 @@ class DistilledMcuEngine(McuEngine):
             raise ValueError(f"cover_weight must be >= 1, got {cover_weight}")
         self.cover_weight = float(cover_weight)
 
-    def _run(self, img: np.ndarray, targets: List[str], rows: List[int], thr: float,
-             limit: int) -> DetectionResult:
-        info = self.link.info
-        h, w = img.shape[:2]
-        from tinyvlm_ros.mcu.distill_data import resize_input
+    want_scores = True
 
-        small = resize_input(img, info["input_w"], info["input_h"])
-        detections: List[Detection] = []
-        macs = ticks = 0
-        for start in range(0, len(rows), 16):  # the device scores up to 16 query rows per frame
-            chunk = rows[start:start + 16]
-            self.link.set_query(chunk, threshold=thr, max_boxes=limit)
-            res = self.link.infer(small, want_scores=True)
-            macs += res.macs
-            ticks += res.ticks
-            sx, sy = w / res.grid_w, h / res.grid_h
-            for b in res.boxes:
-                box = Box(b["row"], b["score_q15"], b["x0"], b["y0"], b["x1"], b["y1"], b["cells"], b["rank"])
-                ex0, ey0, ex1, ey1 = refine_box(res.scores[b["rank"]], box, res.grid_w, res.grid_h,
-                                                self.cover_weight)
-                ti = start + b["rank"]
-                detections.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
-                                            box_xyxy=(ex0 * sx, ey0 * sy, ex1 * sx, ey1 * sy),
-                                            target_index=ti))
-        detections.sort(key=lambda d: -d.score)
-        work: Dict[str, int] = {"mcu_macs": macs, "mcu_ticks": ticks, "mcu_frames": 1}
-        kinstr = info.get("ticks_per_kinstr", 0)
-        if kinstr:
-            work["mcu_instructions"] = int(ticks * 1000 // kinstr)
-        return DetectionResult(detections=detections[:limit], targets=targets, work=work)
+    def _extent(self, res, b: Dict[str, int]) -> Tuple[float, float, float, float]:
+        """Return the box with its edges placed inside the border cells from the score map."""
+        box = Box(b["row"], b["score_q15"], b["x0"], b["y0"], b["x1"], b["y1"], b["cells"], b["rank"])
+        return refine_box(res.scores[b["rank"]], box, res.grid_w, res.grid_h, self.cover_weight)
