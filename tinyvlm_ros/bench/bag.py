@@ -37,6 +37,23 @@ def open_output_bag(reader: "bagio.BagReader", out_dir: Path) -> "bagio.BagWrite
     return out_bag
 
 
+def pass_through(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes,
+                 out_bag: Optional["bagio.BagWriter"], gt_topic: Optional[str], truths: TruthCache,
+                 warn: Optional[Callable[[str], None]] = None) -> bool:
+    """Copy a message to the output bag and keep ground truth; return True if it was ground truth."""
+    if out_bag is not None:
+        out_bag.write_raw(conn.topic, log_ns, data)
+    if conn.topic != gt_topic:
+        return False
+    try:
+        msg = reader.decode(conn, data)
+        truths.add(bagio.stamp_ns(msg.header.stamp), bagio.msg_to_detections(msg))
+    except ValueError as exc:
+        if warn is not None:
+            warn(f"ground truth at {log_ns} skipped: {exc}")
+    return True
+
+
 def choose_image_topic(reader: bagio.BagReader, image_topic: Optional[str]) -> Tuple[str, str]:
     """Return (topic, type): the one asked for, or the bag's only image topic."""
     if image_topic:
@@ -148,14 +165,7 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
         cpu0, t0 = _cpu_s(proc), time.perf_counter()
         try:
             for conn, log_ns, data in reader.raw():
-                if out_bag is not None:
-                    out_bag.write_raw(conn.topic, log_ns, data)
-                if conn.topic == gt_topic:
-                    try:
-                        msg = reader.decode(conn, data)
-                        truths.add(bagio.stamp_ns(msg.header.stamp), bagio.msg_to_detections(msg))
-                    except ValueError as exc:
-                        _warn(f"ground truth at {log_ns} skipped: {exc}")
+                if pass_through(reader, conn, log_ns, data, out_bag, gt_topic, truths, _warn):
                     continue
                 if conn.topic != topic:
                     continue

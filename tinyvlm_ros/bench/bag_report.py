@@ -31,6 +31,17 @@ def write_plots(sink: ResultSink, out_dir: Path, title: str = "") -> List[str]:
     lost = np.frombuffer(sink.lost_index, np.int64) if len(sink.lost_index) else np.zeros(0)
     written = []
 
+    def save(plot: str, xlabel: str, ylabel: str, plot_title: str) -> None:
+        # the same labels, grid and file handling for every plot
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(plot_title)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / PLOTS[plot])
+        plt.close(fig)
+        written.append(PLOTS[plot])
+
     fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
     if lat.size:
         ax.plot(lat_idx, lat, lw=0.8, color="tab:blue", label="latency")
@@ -39,26 +50,12 @@ def write_plots(sink: ResultSink, out_dir: Path, title: str = "") -> List[str]:
         ax.legend(loc="upper right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no processed frames", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("latency [ms]")
-    ax.set_title(f"Latency over the bag {title}".strip())
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / PLOTS["latency"])
-    plt.close(fig)
-    written.append(PLOTS["latency"])
+    save("latency", "frame", "latency [ms]", f"Latency over the bag {title}".strip())
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     if lat.size:
         ax.hist(lat, bins=min(50, max(5, int(np.sqrt(lat.size)))), color="tab:blue", alpha=0.8)
-    ax.set_xlabel("latency [ms]")
-    ax.set_ylabel("frames")
-    ax.set_title("Latency histogram")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / PLOTS["histogram"])
-    plt.close(fig)
-    written.append(PLOTS["histogram"])
+    save("histogram", "latency [ms]", "frames", "Latency histogram")
 
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
     top = max(1, int(ndet.max())) if ndet.size else 1
@@ -73,14 +70,7 @@ def write_plots(sink: ResultSink, out_dir: Path, title: str = "") -> List[str]:
     ax.set_ylim(-0.6, top + 0.6)
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("detections")
-    ax.set_title("Detections per frame")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / PLOTS["detections"])
-    plt.close(fig)
-    written.append(PLOTS["detections"])
+    save("detections", "frame", "detections", "Detections per frame")
     return written
 
 

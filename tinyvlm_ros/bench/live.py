@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from tinyvlm_ros.bench import bagio
-from tinyvlm_ros.bench.bag import (choose_image_topic, command_from_bag, open_output_bag, prepare_out_dir,
-                                   progress_bar, truth_topic)
+from tinyvlm_ros.bench.bag import (choose_image_topic, command_from_bag, open_output_bag, pass_through,
+                                   prepare_out_dir, progress_bar, truth_topic)
 from tinyvlm_ros.bench.bag_report import write_report
 from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink, TruthCache, write_json
 
@@ -184,14 +184,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
             start_wall, first_log, index = time.monotonic(), None, 0
             try:
                 for conn, log_ns, data in reader.raw():
-                    if out_bag is not None:
-                        out_bag.write_raw(conn.topic, log_ns, data)
-                    if conn.topic == gt_topic:
-                        try:
-                            gt = reader.decode(conn, data)
-                            truths.add(bagio.stamp_ns(gt.header.stamp), bagio.msg_to_detections(gt))
-                        except ValueError:
-                            pass
+                    if pass_through(reader, conn, log_ns, data, out_bag, gt_topic, truths):
                         continue
                     if conn.topic != topic:
                         continue
