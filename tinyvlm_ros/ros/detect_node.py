@@ -457,7 +457,8 @@ class DetectNode(Node):
             cmd = self._command
         c = self._counters
         msg = DetectorStatus(
-            backend=str(self._cfg.get("backend", "")), models=list(self._describe().values()),
+            backend=str(self._cfg.get("backend", "")),
+            models=[KeyValue(key=k, value=v) for k, v in self._describe().items()],
             command=cmd.text if cmd else "", targets=cmd.phrases if cmd else [], ready=self._ready,
             frames_received=c.get("frames_received"), frames_processed=c.get("frames_processed"),
             frames_dropped=c.get("frames_dropped"), bad_inputs=c.get("bad_inputs"),
