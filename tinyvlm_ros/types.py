@@ -24,6 +24,12 @@ class Detection:
             x1/y1 exclusive (a one-pixel box at (3, 4) is (3, 4, 4, 5)).
         mask: optional HxW bool array aligned with the original frame.
         target_index: index of the phrase in the parsed command's targets.
+        role: ``"target"`` for the object the command singles out (published first), ``"candidate"``
+            for another instance of a target phrase ranked after it.
+        track_id: stable object id given by the tracker (0: not tracked).
+        tracked: True when the box was carried over by the tracker rather than found by the engine
+            in this frame.
+        verified_age_s: seconds since the engine last confirmed this object (0 when detected now).
     """
 
     label: str
@@ -31,6 +37,10 @@ class Detection:
     box_xyxy: tuple
     mask: Optional[np.ndarray] = None
     target_index: int = 0
+    role: str = "target"
+    track_id: int = 0
+    tracked: bool = False
+    verified_age_s: float = 0.0
 
     @property
     def center(self) -> tuple:
@@ -52,12 +62,15 @@ class DetectionResult:
         targets: the target phrases the command was parsed into.
         timings: seconds per stage, e.g. {"encoder": 0.17, "decoder": 0.2}.
         work: counters, e.g. {"decoder_calls": 12, "crops": 9}.
+        failure: why the command could not be grounded in this frame ("" when it could), e.g. "the
+            third apple from the left was asked for but 2 apples are visible"; detections are then empty.
     """
 
     detections: List[Detection] = field(default_factory=list)
     targets: List[str] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
     work: Dict[str, int] = field(default_factory=dict)
+    failure: str = ""
 
 
 class Engine(Protocol):
