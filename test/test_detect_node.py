@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import install_prefix, node_log, ros_node, spin_until, start_node, stop_node
-from tinyvlm_ros import scenes
+from tinyvlm_ros.testing import scenes
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -33,7 +33,7 @@ LABELS = ["red block", "blue ball", "green triangle", "yellow block"]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from tinyvlm_ros.models.testmodels import make_known_answer_set
+    from tinyvlm_ros.testing.models import make_known_answer_set
 
     return make_known_answer_set(tmp_path_factory.mktemp("models") / "known")
 

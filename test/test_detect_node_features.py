@@ -20,7 +20,7 @@ from tinyvlm_ros.ros import convert  # noqa: E402
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from tinyvlm_ros.models.testmodels import make_known_answer_set
+    from tinyvlm_ros.testing.models import make_known_answer_set
 
     return make_known_answer_set(tmp_path_factory.mktemp("models") / "known")
 
