@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import install_prefix, node_log, ros_node, spin_until, start_node, stop_node
+from tinyvlm_ros.geometry import box_iou
 from tinyvlm_ros.testing import scenes
 
 rclpy = pytest.importorskip("rclpy")
@@ -126,7 +127,7 @@ def test_detects_the_named_object_with_the_image_stamp_masks_and_service(node):
         assert top.results[0].hypothesis.class_id == "red block"
         assert 0.0 < top.results[0].hypothesis.score <= 1.0
         label, _, box = convert.msg_to_boxes(msg)[0]
-        assert scenes.box_iou(box, truth.box_xyxy) >= 0.5
+        assert box_iou(box, truth.box_xyxy) >= 0.5
         assert len({d.id for d in msg.detections}) == len(msg.detections)
         assert top.header.stamp == sent.header.stamp
 

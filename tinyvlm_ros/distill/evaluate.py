@@ -147,9 +147,10 @@ tinyvlm mcu distill --teacher MODEL_DIR (--generate N | --images DIR) --dims 16,
   side, and the table is the firmware's per-row int8 quantization of the projected prefix.
 * **Output** (`OUT/`): `model.tvm` (firmware blob), `text_projection.npy` (float32 [D, 128], applied with
   numpy on the host), `distill.json` (prefixes, thresholds, numbers), `checkpoint.pt`, `history.json`,
-  `curves.png`.  At run time (`tinyvlm_ros/mcu/trained_model.py`, no torch): `engine_inputs(OUT)` gives the blob path, the
-  projected text embedder, the prefix and the threshold; `.engine(url)` is a `DistilledMcuEngine`
-  (McuEngine that asks for the score map and refines boxes to sub-cell edges on the host).
+  `curves.png`.  At run time (`tinyvlm_ros/mcu/trained_model.py`, no torch): `engine_inputs(OUT)` gives the
+  blob path, the projected text embedder, the prefix and the threshold; `.engine(url)` is a
+  `DistilledMcuEngine` (McuEngine that asks for the score map and refines boxes to sub-cell edges on the
+  host).
 
 """
 
