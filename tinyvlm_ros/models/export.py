@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from tinyvlm_ros.models import checkpoint as checkpoints
 from tinyvlm_ros.models import registry
 
 #: Input normalisation of SAM (pixel values 0-255) and OpenAI/open_clip CLIP (0-1).
@@ -97,37 +98,6 @@ def import_segment_anything():
     return Sam, PromptEncoder, MaskDecoder, TwoWayTransformer
 
 
-def _load_state_dict(path: Path) -> Dict[str, Any]:
-    import torch
-
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found; `tinyvlm models fetch` downloads it "
-                                "(or copy it there by hand)")
-    try:
-        # weights_only: a checkpoint is data, never code to run.
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}); "
-                         "it is corrupt or not a torch state_dict: delete it and fetch again") from exc
-    for key in ("state_dict", "model", "module"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict")
-    return state
-
-
-def _strict_load(module, state: Dict[str, Any], path: Path, ignorable_suffixes: Tuple[str, ...] = ()):
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    unexpected = [k for k in unexpected if not k.endswith(ignorable_suffixes)]
-    if missing or unexpected:
-        raise ValueError(f"checkpoint {path} does not fit the architecture: "
-                         f"{len(missing)} missing keys (e.g. {missing[:3]}), "
-                         f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}); "
-                         "is it the right model (--sam takes mobile_sam.pt, --clip-ckpt the TinyCLIP "
-                         "variant named by --clip)?")
-
-
 def build_sam(sam_input: int = 1024, checkpoint: Optional[Path] = None):
     """Return MobileSAM (TinyViT-5M + SAM prompt encoder/decoder) in eval mode.
 
@@ -149,12 +119,11 @@ def build_sam(sam_input: int = 1024, checkpoint: Optional[Path] = None):
                                  transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256),
         pixel_mean=SAM_PIXEL_MEAN, pixel_std=SAM_PIXEL_STD)
     if checkpoint is not None:
+        path = Path(checkpoint)
         # attention_bias_idxs is derived from the window size; older TinyViT code saved it.
-        _strict_load(sam, _load_state_dict(Path(checkpoint)), Path(checkpoint), ("attention_bias_idxs",))
+        checkpoints.strict_load(sam, checkpoints.sam_state_dict(checkpoints.load_tensors(path)), path,
+                                ("attention_bias_idxs",), hint="--sam takes MobileSAM's mobile_sam.pt")
     return sam.eval()
-
-
-_CLIP_PREFIXES = ("module.", "_image_encoder.module.", "_text_encoder.module.", "_logit_scale.module.")
 
 
 def build_clip(clip: str = "61m-32", checkpoint: Optional[Path] = None):
@@ -169,17 +138,12 @@ def build_clip(clip: str = "61m-32", checkpoint: Optional[Path] = None):
             open_clip.add_model_config(cfg_path)
     model = open_clip.create_model(spec.open_clip_name, pretrained=None, device="cpu")
     if checkpoint is not None:
-        state = _load_state_dict(Path(checkpoint))
-        clean = {}
-        for k, v in state.items():
-            # TinyCLIP's distillation wrapper and DDP prefix the keys; the tensors are open_clip's.
-            for prefix in _CLIP_PREFIXES:
-                if k.startswith(prefix):
-                    k = k[len(prefix):]
-                    break
-            clean[k] = v
+        path = Path(checkpoint)
+        state = checkpoints.clip_state_dict(checkpoints.load_tensors(path), path)
         # attn_mask is the causal mask open_clip derives from the context length; older versions saved it.
-        _strict_load(model, clean, Path(checkpoint), ("attn_mask",))
+        checkpoints.strict_load(model, state, path, ("attn_mask",),
+                                hint=f"--clip-ckpt takes the TinyCLIP {spec.name} checkpoint (--clip names "
+                                     "the variant); the layouts read are listed in docs/model_tools.md")
     return model.eval(), spec
 
 
