@@ -91,7 +91,7 @@ def test_every_upstream_layout_loads_to_the_same_weights(tmp_path, clip_pair, la
 def test_a_foreign_layout_names_the_missing_and_unexpected_keys(tmp_path, clip_ref):
     path = tmp_path / "other.pt"
     torch.save({"clip_model." + k: v for k, v in clip_ref.items()}, path)
-    with pytest.raises(ValueError, match=r"other\.pt does not fit.*missing keys.*unexpected keys.*clip_model"):
+    with pytest.raises(ValueError, match=r"other\.pt does not fit.*missing keys.*unexpected keys.*clip_mod"):
         export.build_clip("8m-16", path)
 
 

@@ -54,7 +54,8 @@ SPECIAL = [
     "the \u2018red\u2019 one", "pick the \u201ctape measure\u201d", "we\u2019ll take the cup",
     "they\u2019d want the bowl", "I\u2019m looking for the pen", "you\u2019re holding the lid",
     "we\u2019ve lost the screw", "\u201eGerman quotes\u201c", "\u00abguillemets\u00bb and \u2039single\u203a",
-    "a 5\u2032 11\u2033 shelf", "the `backtick` cup", "the \u00b4acute\u00b4 cup", "rock\u2019n\u2019roll mug",
+    "a 5\u2032 11\u2033 shelf", "the `backtick` cup", "the \u00b4acute\u00b4 cup",
+    "rock\u2019n\u2019roll mug",
     "\u201cpick the pen\u201d", "\u2018grab the cup\u2019", "it\u02bcs the lid", "O\u2019Neil\u2019s wrench",
     # ligatures
     "\ufb01ne", "the \ufb02ask", "o\ufb03ce chair", "the \ufb00 key", "ba\ufb04e", "the \ufb06ick",
@@ -63,7 +64,8 @@ SPECIAL = [
     "\uff50\uff49\uff43\uff4b\u3000\uff54\uff48\uff45\u3000\uff50\uff45\uff4e", "\uff32\uff25\uff24 cup",
     "\uff11\uff12\uff13", "pick the cup\uff01", "what\uff1f", "\uff08the bowl\uff09", "\uff21\uff22\uff23",
     # decomposed accents and other combining marks
-    "cafe\u0301", "cre\u0300me bru\u0302le\u0301e", "jalapen\u0303o", "Zoe\u0308's cup", "a\u030angstro\u0308m",
+    "cafe\u0301", "cre\u0300me bru\u0302le\u0301e", "jalapen\u0303o", "Zoe\u0308's cup",
+    "a\u030angstro\u0308m",
     "n\u0303", "the pin\u0303ata", "e\u0301e\u0301", "na\u0308i\u0308ve", "combining only \u0301\u0302",
     # composed accents and letters outside ASCII
     "caf\u00e9", "cr\u00e8me br\u00fbl\u00e9e", "Stra\u00dfe", "\u1e9e", "\u0130stanbul", "\u01c5",
@@ -76,14 +78,17 @@ SPECIAL = [
     "\u2460", "item \u2461 on the left", "\u24b6", "\u2473", "\u24ea", "\u216b", "\u2177",
     "\U0001d41b\U0001d428\U0001d425\U0001d41d", "\u2122", "\u00ae cup", "\u2116 5",
     # emoji
-    "the \U0001f34e", "pick the \u2615 cup", "\U0001f44d\U0001f3fd", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
-    "\U0001f1e9\U0001f1ea flag", "\u2764\ufe0f", "1\ufe0f\u20e3", "\U0001f916 grab the cup", "\U0001f600\U0001f600",
+    "the \U0001f34e", "pick the \u2615 cup", "\U0001f44d\U0001f3fd",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "\U0001f1e9\U0001f1ea flag", "\u2764\ufe0f", "1\ufe0f\u20e3", "\U0001f916 grab the cup",
+    "\U0001f600\U0001f600",
     "cup\U0001f964", "\u2b50 star", "\u2705 done",
     # mixed scripts
     "pick the \u676f\u5b50", "\u043a\u0440\u0430\u0441\u043d\u0430\u044f \u0447\u0430\u0448\u043a\u0430",
     "\u03b7 \u03ba\u03bf\u03cd\u03c0\u03b1", "\u30ab\u30c3\u30d7", "\ucef5\uc744 \uc9d1\uc5b4",
     "\u0643\u0648\u0628", "\u0915\u092a", "the \u0441up (Cyrillic c)", "\u00bfd\u00f3nde est\u00e1 la taza?",
-    "tasse \u00e0 caf\u00e9", "\u05db\u05d5\u05e1", "\u0e16\u0e49\u0e27\u0e22", "\u1f00\u03b3\u03b1\u03b8\u03cc\u03c2",
+    "tasse \u00e0 caf\u00e9", "\u05db\u05d5\u05e1", "\u0e16\u0e49\u0e27\u0e22",
+    "\u1f00\u03b3\u03b1\u03b8\u03cc\u03c2",
     "T\u00fcrk\u00e7e I\u0131\u0130i", "\u0399\u03a3\u03a4\u039f\u03a3", "\u4e2d\u6587 and English",
     # HTML entities
     "fish &amp; chips", "&lt;cup&gt;", "&amp;amp;", "&quot;quoted&quot;", "&#39;s cup", "a&nbsp;cup",

@@ -124,7 +124,7 @@ def clip_state_dict(state: Dict[str, Any], path: Path) -> Dict[str, Any]:
 
 
 def sam_state_dict(state: Dict[str, Any]) -> Dict[str, Any]:
-    """MobileSAM's keys (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``), DDP prefix removed."""
+    """Return MobileSAM's keys (``image_encoder.*``, ``mask_decoder.*``, ...) without a DDP prefix."""
     return _strip_ddp(state)
 
 
@@ -209,4 +209,3 @@ def key_report(module, state: Dict[str, Any], ignorable_suffixes: Iterable[str] 
     ignore = tuple(ignorable_suffixes)
     return {"missing": sorted(own - have),
             "unexpected": sorted(k for k in have - own if not k.endswith(ignore))}
-
