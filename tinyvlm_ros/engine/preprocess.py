@@ -47,7 +47,7 @@ def resize_longest_side_shape(height: int, width: int, target: int) -> Tuple[int
 
 
 def pil_resize(image: np.ndarray, width: int, height: int, resample: int) -> np.ndarray:
-    """Resize an HxWx3 uint8 array with Pillow's filter ``resample`` (``Image.BILINEAR``, ...); a new array."""
+    """Resize HxWx3 uint8 with Pillow's filter ``resample`` (``Image.BILINEAR``, ...) into a new array."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
     if image.shape[:2] == (height, width):
