@@ -37,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sam-input", type=int, default=1024, choices=(1024, 512),
                    help="SAM encoder input size S (default 1024)")
     p.add_argument("--int8", action="store_true",
-                   help="also write int8 decoder and CLIP visual graphs and use them in the manifest")
+                   help="also write int8 decoder and CLIP visual graphs; each is used only when it agrees "
+                   "with fp32 on calibration images (the manifest records the agreement)")
+    p.add_argument("--calibration", type=Path,
+                   help="with --int8: directory of PNG/JPEG photos like your robot's to measure int8 on "
+                   "(default: the package's photos, else generated scenes)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-torch output check")
     p.set_defaults(func=_cmd_export)
 
@@ -102,8 +106,14 @@ def _import_export():
 
 def _cmd_export(args: argparse.Namespace) -> int:
     export = _import_export()
+    calibration = None
+    if args.calibration is not None:
+        from tinyvlm_ros.models.int8_check import calibration_from_dir
+
+        calibration = calibration_from_dir(args.calibration)
     out = export.export_model_set(args.out, sam_ckpt=args.sam, clip=args.clip, clip_ckpt=args.clip_ckpt,
-                                  sam_input=args.sam_input, int8=args.int8, check=not args.no_check)
+                                  sam_input=args.sam_input, int8=args.int8, check=not args.no_check,
+                                  calibration=calibration)
     print(f"model set written to {out}")
     return 0
 

@@ -5,9 +5,9 @@
 segment-anything, TinyCLIP through open_clip with the registry's configs),
 loads checkpoints when given or keeps seeded random weights when not (the
 ``random`` benchmark sets), writes the four graphs, optional int8 variants of
-the two graphs where int8 is faster on CPU (SAM decoder, CLIP visual), the
-BPE vocabulary and ``manifest.json``, and checks every ONNX graph against
-torch on the same inputs.
+the two graphs where int8 is faster on CPU (SAM decoder, CLIP visual) when
+they agree with fp32 on calibration images, the BPE vocabulary and
+``manifest.json``, and checks every ONNX graph against torch on the same inputs.
 
 torch, open_clip and segment-anything are the ``export`` extra: they are
 imported inside the functions here, never by the runtime.
@@ -22,12 +22,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from tinyvlm_ros.models import checkpoint as checkpoints
-from tinyvlm_ros.models import registry
+from tinyvlm_ros.models import int8_check, registry
 
 #: Input normalisation of SAM (pixel values 0-255) and OpenAI/open_clip CLIP (0-1).
 SAM_PIXEL_MEAN = [123.675, 116.28, 103.53]
@@ -276,7 +276,9 @@ def _sha256(path: Path) -> str:
 
 def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = None, clip: str = "61m-32",
                      clip_ckpt: Optional[os.PathLike] = None, sam_input: int = 1024, int8: bool = False,
-                     check: bool = True, random_seed: Optional[int] = None, quiet: bool = False) -> Path:
+                     check: bool = True, random_seed: Optional[int] = None, quiet: bool = False,
+                     calibration: Optional[Tuple[List[np.ndarray], str]] = None,
+                     int8_bounds: Optional[Dict[str, Dict[str, float]]] = None) -> Path:
     """Write a model set (docs/models.md) to ``out_dir`` and return its path.
 
     Args:
@@ -285,9 +287,14 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
         clip: TinyCLIP registry name or alias ("61m-32").
         clip_ckpt: TinyCLIP checkpoint for ``clip``.
         sam_input: SAM encoder input size S (embedding E = S/16).
-        int8: also write int8 SAM decoder and CLIP visual graphs; the manifest points at them.
+        int8: also write int8 SAM decoder and CLIP visual graphs, measure each against its fp32
+            twin on calibration images, and use the ones whose agreement meets the bounds
+            (:mod:`tinyvlm_ros.models.int8_check`); the manifest's ``int8`` entry records it.
         check: compare every fp32 graph with torch and raise :class:`ExportCheckError` above
-            :data:`FP32_TOLERANCE`; int8 differences are printed, not checked.
+            :data:`FP32_TOLERANCE`.
+        calibration: (images, description) for the int8 check; default: the package's photos,
+            else generated scenes.
+        int8_bounds: per graph, per metric minimum agreement (default ``int8_check.INT8_BOUNDS``).
         random_seed: with no checkpoints, seed of the random weights (kind "random").
         quiet: no progress lines.
 
@@ -375,6 +382,15 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
 
     files = {"sam_encoder": "sam_encoder.onnx", "sam_decoder": "sam_decoder.onnx",
              "clip_visual": "clip_visual.onnx", "clip_text": "clip_text.onnx"}
+    open_clip = import_open_clip()
+    vocab = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+    shutil.copyfile(vocab, out / "bpe_vocab.txt.gz")
+    sam_fields = {"input_size": sam_input, "embed_size": e, "pixel_mean": SAM_PIXEL_MEAN,
+                  "pixel_std": SAM_PIXEL_STD}
+    clip_fields = {"image_size": image_size, "embed_dim": cfg["embed_dim"], "context_length": ctx,
+                   "mean": CLIP_MEAN, "std": CLIP_STD, "tokenizer": "bpe_vocab.txt.gz"}
+
+    int8_report: Optional[Dict[str, dict]] = None
     if int8:
         q_modules = {"sam_decoder": (dec, dec_args, dec_in), "clip_visual": (vis, (pix,), ["pixel_values"])}
         for graph in INT8_GRAPHS:
@@ -383,11 +399,10 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
             _quantize(src, dst)
             module, args, names = q_modules[graph]
             diffs[dst.name] = _check_graph(torch, module, args, dst, names, None, log)
-            files[graph] = dst.name
-
-    open_clip = import_open_clip()
-    vocab = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    shutil.copyfile(vocab, out / "bpe_vocab.txt.gz")
+        images, described = calibration if calibration is not None else int8_check.default_calibration()
+        log(f"measuring int8 against fp32 on {described}")
+        files, int8_report = int8_check.check_int8(out, files, images, described, sam=sam_fields,
+                                                   clip=clip_fields, bounds=int8_bounds, log=log)
 
     logit_scale = 100.0
     if kind == "real":
@@ -397,12 +412,8 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
         "format": 1,
         "name": f"{sam_name}+{spec.name}",
         "kind": kind,
-        "sam": {"encoder": files["sam_encoder"], "decoder": files["sam_decoder"],
-                "input_size": sam_input, "embed_size": e,
-                "pixel_mean": SAM_PIXEL_MEAN, "pixel_std": SAM_PIXEL_STD},
-        "clip": {"visual": files["clip_visual"], "text": files["clip_text"],
-                 "image_size": image_size, "embed_dim": cfg["embed_dim"], "context_length": ctx,
-                 "mean": CLIP_MEAN, "std": CLIP_STD, "tokenizer": "bpe_vocab.txt.gz",
+        "sam": {"encoder": files["sam_encoder"], "decoder": files["sam_decoder"], **sam_fields},
+        "clip": {"visual": files["clip_visual"], "text": files["clip_text"], **clip_fields,
                  "logit_scale": logit_scale},
         "files": {p.name: _sha256(p) for p in sorted(out.iterdir())
                   if p.suffix in (".onnx", ".gz")},
@@ -414,5 +425,7 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
             "max_abs_diff_vs_torch": diffs,
         },
     }
+    if int8_report is not None:
+        manifest["int8"] = int8_report
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return out
