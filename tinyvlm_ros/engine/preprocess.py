@@ -57,7 +57,7 @@ def pil_resize(image: np.ndarray, width: int, height: int, resample: int) -> np.
 
 def sam_input(image: np.ndarray, size: int, mean: Sequence[float],
               std: Sequence[float]) -> Tuple[np.ndarray, float]:
-    """MobileSAM's encoder input from an HxWx3 uint8 RGB frame.
+    """Make MobileSAM's encoder input from an HxWx3 uint8 RGB frame.
 
     Returns:
         (float32 [1, 3, size, size] normalised and zero padded, scale = size / max(H, W)).
@@ -130,7 +130,7 @@ def _frame_mask_at(mask: np.ndarray, region: Tuple[int, int, int], size: int) ->
 
 
 def clip_fill(mean: Sequence[float]) -> np.ndarray:
-    """CLIP's mean colour as uint8 RGB: the fill of a mask-aware crop (about zero once normalised)."""
+    """Return CLIP's mean colour as uint8 RGB: the fill of a mask-aware crop (about zero once normalised)."""
     return np.round(np.asarray(mean, np.float64) * 255.0).astype(np.uint8)
 
 

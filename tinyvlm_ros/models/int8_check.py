@@ -164,7 +164,7 @@ def visual_agreement(fp32: Path, int8: Path, text: Path, tokenizer: Path, images
 
 
 def below_bounds(metrics: Dict[str, float], bounds: Dict[str, float]) -> List[str]:
-    """The metrics under their bound, as readable "name value < bound" strings (empty: all met)."""
+    """List the metrics under their bound as "name value < bound" strings (empty: all met)."""
     return [f"{k} {metrics[k]:.4f} < {b:g}" for k, b in bounds.items() if metrics[k] < b]
 
 
