@@ -278,7 +278,8 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
                      clip_ckpt: Optional[os.PathLike] = None, sam_input: int = 1024, int8: bool = False,
                      check: bool = True, random_seed: Optional[int] = None, quiet: bool = False,
                      calibration: Optional[Tuple[List[np.ndarray], str]] = None,
-                     int8_bounds: Optional[Dict[str, Dict[str, float]]] = None) -> Path:
+                     int8_bounds: Optional[Dict[str, Dict[str, float]]] = None,
+                     kind: Optional[str] = None) -> Path:
     """Write a model set (docs/models.md) to ``out_dir`` and return its path.
 
     Args:
@@ -295,6 +296,8 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
         calibration: (images, description) for the int8 check; default: the package's photos,
             else generated scenes.
         int8_bounds: per graph, per metric minimum agreement (default ``int8_check.INT8_BOUNDS``).
+        kind: the manifest's weights kind; default "real" with checkpoints, "random" without.  Give
+            "random" for checkpoints of untrained weights (the fidelity report exports those).
         random_seed: with no checkpoints, seed of the random weights (kind "random").
         quiet: no progress lines.
 
@@ -304,7 +307,10 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
     if (sam_ckpt is None) != (clip_ckpt is None):
         raise ValueError("give both --sam and --clip-ckpt for a real export (or neither, with "
                          "`make-test --random`, for random weights)")
-    kind = "real" if sam_ckpt is not None else "random"
+    if kind is None:
+        kind = "real" if sam_ckpt is not None else "random"
+    elif kind not in ("real", "random"):
+        raise ValueError(f"an exported set is of kind real or random, not {kind!r}")
     for ckpt in (sam_ckpt, clip_ckpt):
         if ckpt is not None and not Path(ckpt).is_file():
             raise FileNotFoundError(f"checkpoint {ckpt} not found; `tinyvlm models fetch` downloads it")
@@ -405,7 +411,7 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
                                                    clip=clip_fields, bounds=int8_bounds, log=log)
 
     logit_scale = 100.0
-    if kind == "real":
+    if clip_ckpt is not None:
         logit_scale = float(clip_model.logit_scale.exp().item())
     sam_name = "mobilesam" if sam_input == 1024 else f"mobilesam-{sam_input}"
     manifest = {
