@@ -10,13 +10,9 @@ import argparse
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="checkpoint tests need torch (the export extra)")
-try:
-    from tinyvlm_ros.models import export
-    export.import_open_clip()
-    export.import_segment_anything()
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    pytest.skip(f"export extra incomplete: {exc}", allow_module_level=True)
+from export_extra import require_export_extra
+
+torch, export = require_export_extra()
 
 from tinyvlm_ros import cli  # noqa: E402
 from tinyvlm_ros.models import checkpoint  # noqa: E402

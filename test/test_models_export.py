@@ -12,13 +12,9 @@ import shutil
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="export tests need torch (the export extra)")
-try:
-    from tinyvlm_ros.models import export
-    export.import_open_clip()
-    export.import_segment_anything()
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    pytest.skip(f"export extra incomplete: {exc}", allow_module_level=True)
+from export_extra import require_export_extra
+
+torch, export = require_export_extra()
 
 import onnxruntime as ort  # noqa: E402
 

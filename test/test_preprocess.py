@@ -11,20 +11,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from export_extra import require_export_extra
 from tinyvlm_ros.engine.preprocess import (clip_fill, clip_pixel_values, mask_crop, resize_longest_side_shape,
                                            sam_input, square_region)
 from tinyvlm_ros.models.export import CLIP_MEAN, CLIP_STD, SAM_PIXEL_MEAN, SAM_PIXEL_STD
 
 skdata = pytest.importorskip("skimage.data", reason="real photos come from scikit-image (requirements.txt)")
-torch = pytest.importorskip("torch", reason="the upstream references need torch (the export extra)")
-try:
-    from tinyvlm_ros.models import export
-    open_clip = export.import_open_clip()
-    export.import_segment_anything()
-    from segment_anything.modeling import Sam
-    from segment_anything.utils.transforms import ResizeLongestSide
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    pytest.skip(f"export extra incomplete: {exc}", allow_module_level=True)
+torch, export = require_export_extra()
+open_clip = export.import_open_clip()
+from segment_anything.modeling import Sam  # noqa: E402
+from segment_anything.utils.transforms import ResizeLongestSide  # noqa: E402
 
 PHOTOS = {"coffee": skdata.coffee, "chelsea": skdata.chelsea, "astronaut": skdata.astronaut}
 

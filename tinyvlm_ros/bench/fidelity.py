@@ -438,6 +438,8 @@ def run(out_dir: Path, *, sam_input_size: int = 1024, clip: str = "61m-32", seed
 
 
 def _f(v: float, digits: int = 7) -> str:
+    if 0.9999 < v < 1.0:  # a cosine or IoU this close to 1: show how far from 1 it is
+        return f"1 - {1.0 - v:.1e}"
     return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
 
 
