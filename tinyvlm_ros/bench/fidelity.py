@@ -25,10 +25,11 @@ package is the reference; without it the reference is segment-anything's modules
 with the package's TinyViT (``tinyvlm_ros/models/tinyvit.py``), i.e. the export's
 own architecture, and the report says so.
 
-Random weights get a realistic spread first (norm-layer gains log-normal with
+Random weights get a wider spread first (norm-layer gains log-normal with
 sigma 0.5, biases and BatchNorm statistics shifted by N(0, 0.1)): torch's
-default initialisation leaves every gain at 1, which hides what rounding and
-resampling do to trained networks.  Results go to ``docs/bench/fidelity.json``
+default initialisation leaves every gain at 1.  Random networks are still far
+less sensitive to their input than trained ones, so the input differences are
+the figures that carry over to real weights.  Results go to ``docs/bench/fidelity.json``
 and the fidelity section of ``docs/eval.md``; every figure there comes from the
 run.
 """
@@ -112,7 +113,7 @@ def _square_canvas(image: np.ndarray, box, fill: np.ndarray) -> np.ndarray:
 # -- upstream models -----------------------------------------------------------------------------
 
 def realistic_spread(model, seed: int) -> None:
-    """Give random weights a trained network's spread: norm gains log-normal, shifted biases and stats."""
+    """Widen the spread of random weights: norm gains log-normal, shifted biases and BatchNorm statistics."""
     import torch
     from torch import nn
 
@@ -146,7 +147,8 @@ def upstream_sam(sam_input_size: int, mobile_sam_src: Optional[Path]):
             raise ValueError(f"--mobile-sam-src {mobile_sam_src}: no importable mobile_sam package there "
                              f"({exc})") from exc
         model = mobile_sam.sam_model_registry["vit_t"]()
-        return model.eval(), mobile_sam.SamPredictor, f"MobileSAM's own mobile_sam package ({mobile_sam_src})"
+        return (model.eval(), mobile_sam.SamPredictor,
+                "MobileSAM's own mobile_sam package (vit_t, from a checkout given with --mobile-sam-src)")
     export.import_segment_anything()
     from segment_anything import SamPredictor
 
@@ -416,8 +418,8 @@ def run(out_dir: Path, *, sam_input_size: int = 1024, clip: str = "61m-32", seed
     log("measuring against upstream")
     report = {
         "kind": "random",
-        "weights": f"random, seed {seed}, with a realistic spread (norm gains log-normal sigma 0.5, "
-                   "biases/BatchNorm statistics shifted N(0, 0.1))",
+        "weights": f"random, seed {seed}, spread widened: norm gains log-normal sigma 0.5, "
+                   "biases and BatchNorm statistics shifted N(0, 0.1)",
         "models": {"sam": f"MobileSAM, input {sam_input_size}",
                    "clip": f"{spec.name} ({spec.open_clip_name})"},
         "upstream": {"sam": sam_source,
@@ -492,7 +494,9 @@ def markdown(report: Dict[str, Any], command: str) -> str:
         "Worst value over the photos (minimum for cosines and IoU, maximum for differences); "
         f"{len(report['sam']['photos'])} photos, {c['crops']} crops, {c['text_prompts']} text prompts.",
         "",
-        "**Preprocessing.** The same comparisons for the OpenCV resizing the runtime used before:",
+        "**Preprocessing.** The same comparisons for the OpenCV resizing the runtime used before. Random "
+        "networks are far less sensitive to their input than trained ones, so the input differences are the "
+        "figures that carry over to real weights:",
         "",
         "| | ours (Pillow, as upstream) | OpenCV (before) |",
         "|---|---|---|",
@@ -565,7 +569,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "bench" / "fidelity.json")
     ap.add_argument("--markdown", type=Path, default=ROOT / "docs" / "eval.md",
                     help="file whose fidelity section is rewritten (created if missing)")
+    ap.add_argument("--from-json", action="store_true",
+                    help="no new run: rewrite the markdown section from the report in --json")
     args = ap.parse_args(argv)
+    if args.from_json:
+        report = json.loads(args.json.read_text())
+        write_section(args.markdown, markdown(report, report["command"]))
+        print(f"rewrote the fidelity section of {args.markdown} from {args.json}")
+        return 0
     given = argv if argv is not None else sys.argv[1:]
     command = "python -m tinyvlm_ros.bench.fidelity " + " ".join(shlex.quote(a) for a in given)
     with tempfile.TemporaryDirectory() as tmp:
