@@ -13,6 +13,8 @@ from tinyvlm_ros.grounding.lexicon import QUALIFIER_TEXT
 
 Box = Tuple[float, float, float, float]
 ORDINAL_SUFFIX = {1: "st", 2: "nd", 3: "rd"}
+_ORDINAL_WORDS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", 6: "sixth", 7: "seventh",
+                  8: "eighth", 9: "ninth", 10: "tenth"}
 
 #: Relation kinds the resolver decides (docs/commands.md defines each one).
 RELATIONS = ("left_of", "right_of", "above", "below", "near", "nearest", "far", "in", "on", "between")
@@ -111,7 +113,7 @@ class Target:
             text = f"{self.count} x {self.phrase}"
         elif self.ordinal:
             n = self.ordinal
-            word = ("last" if n == -1 else f"{ordinal_text(-n)} last") if n < 0 else ordinal_text(n)
+            word = ("last" if n == -1 else f"{ordinal_word(-n)} to last") if n < 0 else ordinal_word(n)
             along = {"": "from the left", "left": "from the left", "right": "from the right",
                      "top": "from the top", "bottom": "from the bottom", "center": "from the center",
                      "largest": "by size, largest first", "smallest": "by size, smallest first"}
@@ -156,6 +158,11 @@ class Target:
         if self.other_than_target >= 0:
             d["other_than_target"] = self.other_than_target
         return d
+
+
+def ordinal_word(n: int) -> str:
+    """1 -> "first", 2 -> "second", ... 10 -> "tenth", 11 -> "11th"."""
+    return _ORDINAL_WORDS.get(n) or ordinal_text(n)
 
 
 def ordinal_text(n: int) -> str:

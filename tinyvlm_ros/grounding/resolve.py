@@ -35,7 +35,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tinyvlm_ros.geometry import box_area, box_centre, box_iou
 from tinyvlm_ros.grounding.relations import between_rank, relation_rank
-from tinyvlm_ros.grounding.command import ParsedCommand, RELATION_TEXT, Target, ordinal_text
+from tinyvlm_ros.grounding.command import ParsedCommand, RELATION_TEXT, Target, ordinal_word
 from tinyvlm_ros.grounding.parse import singular
 
 Box = Tuple[float, float, float, float]
@@ -168,6 +168,9 @@ class _Resolver:
             return [], []
         visible = len(inst)
         inst = [c for c in inst if not any(same_object(c, x) for x in taken)]
+        if not inst:
+            raise GroundingFailure(f"every visible {t.phrase} is already chosen for an earlier target "
+                                   f"({_visible(t.phrase, visible)})")
         if t.other_than_target >= 0 and earlier is not None:
             before = earlier.get(t.other_than_target, [])
             inst = [c for c in inst if not any(same_object(c, x) for x in before)]
@@ -178,7 +181,7 @@ class _Resolver:
         inst = self.exclude(t, inst)
         if not inst:
             raise GroundingFailure(f"every visible {t.phrase} is excluded ("
-                                   f"{' and '.join(e.describe() for e in t.exclude) or 'already chosen'}); "
+                                   f"{' and '.join(e.describe() for e in t.exclude)}); "
                                    f"{_visible(t.phrase, visible)}")
         rank: Dict[int, float] = {}
         if t.relation is not None:
@@ -268,8 +271,8 @@ class _Resolver:
         if t.ordinal:
             k = t.ordinal - 1 if t.ordinal > 0 else n + t.ordinal
             if not 0 <= k < n:
-                word = ordinal_text(abs(t.ordinal)) if t.ordinal > 0 else (
-                    "last" if t.ordinal == -1 else f"{ordinal_text(-t.ordinal)} last")
+                word = ordinal_word(t.ordinal) if t.ordinal > 0 else (
+                    "last" if t.ordinal == -1 else f"{ordinal_word(-t.ordinal)} to last")
                 how = f" from the {t.direction}" if t.direction in ("left", "right", "top", "bottom") else (
                     f" by size ({t.direction} first)" if t.direction else "")
                 raise GroundingFailure(f"the {word} {t.phrase}{how} was asked for but "
@@ -304,6 +307,8 @@ def resolve(parsed: ParsedCommand, candidates: Mapping[str, Sequence[Candidate]]
         failure reason and no detections when the command's constraints cannot be met.
     """
     r = _Resolver(candidates, frame_hw)
+    for phrase in parsed.all_phrases():
+        r.instances(phrase)  # every list is there before any decision
     targets: List[Choice] = []
     others: List[Choice] = []
     earlier: Dict[int, List[Candidate]] = {}
