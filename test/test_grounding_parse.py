@@ -429,7 +429,7 @@ def test_unicode_is_kept_as_written():
 
 def test_understood_summary_and_dict():
     parsed = parse_command("put the second apple from the left in the bowl")
-    assert parsed.understood == "the 2nd apple from the left | destination: in the bowl"
+    assert parsed.understood == "the second apple from the left | destination: in the bowl"
     d = parsed.to_dict()
     assert d["targets"][0]["ordinal"] == 2 and d["targets"][0]["direction"] == "left"
     assert d["destination"]["place"] == "bowl"
