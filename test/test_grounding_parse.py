@@ -186,6 +186,7 @@ NEGATION_ROWS = [
     ("never pick the red block; pick the green block", "green block -red block"),
     ("grab a ball but not the purple one", "ball -purple ball"),
     ("the block that is not on the left", "block -block[left]"),
+    ("any red block except the one on the left", "red block -red block[left]"),
 ]
 
 MULTI_ROWS = [
@@ -203,6 +204,9 @@ MULTI_ROWS = [
     ("pick the pen and", "pen"),
     ("pick the ball, the left one", "ball[left]"),
     ("pick the block, the blue one", "blue block"),
+    ("pick the ice pick", "ice pick"),
+    ("the biggest of the blocks", "block[largest]"),
+    ("the second of the apples from the left", "apple #2@left"),
     ("the red block and the other one", "red block ; red block ^other"),
     ("Pick the Red Block, then the Blue Ball.", "red block ; blue ball"),
 ]
@@ -331,6 +335,7 @@ HISTORY_ROWS = [
     ("the one on the left", "mug[left]"),
     ("the second one from the right", "mug #2@right"),
     ("pick them", "mug ^it"),
+    ("no, the other one", "mug ^other"),
 ]
 
 
@@ -390,6 +395,7 @@ def test_ungroundable_commands_raise_with_a_reason(text, message):
     ("the cup over there", ["over there"]),
     ("the nearest cup", ["nearest"]),
     ("pick the pen, if that is ok", ["if that is ok"]),
+    ("Pick the cup Because I Can't wait", ["Because I Can't wait"]),
 ])
 def test_words_not_used_are_reported(text, leftover):
     parsed = parse_command(text)

@@ -4,6 +4,9 @@ The JSON says how the command was understood (``understood``, ``not_understood``
 ``warnings``, ``destination``), the detections (detection 0 = the chosen target,
 ``role`` "target" or "candidate") and ``failure`` when the command cannot be
 grounded in the image; the same lines go to stderr for a person reading along.
+Exit code: 0 done (also when nothing was found), 1 the command cannot be grounded in
+this image (``failure``), 2 a usage error (bad image, models, or a command that
+names no object).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tinyvlm_ros.types import DetectionResult
 def register(subparsers: "argparse._SubParsersAction") -> None:
     """Add the top-level ``detect`` subcommand."""
     p = subparsers.add_parser("detect", help="detect a command's targets in an image (prints JSON)",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", help="image file (PNG, JPEG, ...)")
     p.add_argument("-c", "--command", required=True, help='what to find, e.g. "pick the pen"')
     p.add_argument("--models", default=None,
@@ -117,4 +120,4 @@ def run(args: argparse.Namespace, out=None) -> int:
         print(text)
     else:
         out.write(text + "\n")
-    return 0
+    return 1 if result.failure else 0

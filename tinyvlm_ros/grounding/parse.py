@@ -49,6 +49,8 @@ _DIRECTION_LEAD = lx.sorted_phrases(("from", "counting from", "starting from", "
 _EXTENSION = ("of", "with", "without", "containing", "holding", "full of", "filled with")
 _EXTENSIONS = lx.sorted_phrases(_EXTENSION)
 _PARTICLES = ("up", "down", "out", "back", "away", "again")
+_INTERJECTIONS = ("no", "nope", "wait", "sorry", "oops", "actually", "oh", "um", "uh", "hmm", "yes", "yeah",
+                  "ok", "okay")
 #: Relation kinds a placing verb's place phrase may become a destination from.
 _PLACEABLE = ("in", "on", "near", "above", "below", "left_of", "right_of", "between", "nearest")
 
@@ -68,6 +70,7 @@ class _Tok:
     kind: str  # "w" word, "sep" comma, "end" sentence end, "thr" threshold
     raw: str
     value: float = 0.0
+    src: int = -1  # which written word it came from ("don't" -> "do", "not" share one)
 
 
 @dataclass
@@ -144,10 +147,10 @@ def tokenize(text: str) -> Tuple[List[_Tok], List[str]]:
     corrected (each correction noted).
     """
     norm = unicodedata.normalize("NFC", text).replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
-    norm = norm.lower()
     toks: List[_Tok] = []
     notes: List[str] = []
-    for m in _TOKEN_RE.finditer(norm):
+    for src, m in enumerate(_TOKEN_RE.finditer(norm)):
+        start = len(toks)
         if m.group("thr"):
             toks.append(_Tok("", "thr", m.group("thr"), float(m.group("thr").lstrip(":= \t"))))
         elif m.group("sep"):
@@ -157,18 +160,21 @@ def tokenize(text: str) -> Tuple[List[_Tok], List[str]]:
         elif m.group("amp"):
             toks.append(_Tok("and", "w", m.group("amp")))
         else:
-            w = m.group("word").strip("-'")
+            raw = m.group("word").strip("-'")
+            w = raw.lower()  # not casefold: "Straße" stays "straße"
             if not w:
                 continue
             if w in lx.CONTRACTIONS:
-                toks += [_Tok(p, "w", w) for p in lx.CONTRACTIONS[w].split()]
+                toks += [_Tok(p, "w", raw) for p in lx.CONTRACTIONS[w].split()]
             elif w in lx.TYPOS:
-                notes.append(f"read {w!r} as {lx.TYPOS[w]!r}")
-                toks += [_Tok(p, "w", w) for p in lx.TYPOS[w].split()]
+                notes.append(f"read {raw!r} as {lx.TYPOS[w]!r}")
+                toks += [_Tok(p, "w", raw) for p in lx.TYPOS[w].split()]
             elif w.endswith("n't") and len(w) > 3:
-                toks += [_Tok(w[:-3], "w", w), _Tok("not", "w", w)]
+                toks += [_Tok(w[:-3], "w", raw), _Tok("not", "w", raw)]
             else:
-                toks.append(_Tok(w, "w", w))
+                toks.append(_Tok(w, "w", raw))
+        for tok in toks[start:]:
+            tok.src = src
     return toks, notes
 
 
@@ -286,6 +292,9 @@ class _Parser:
                 self.skip_noise()
                 continue
             break
+        while self.word() in _INTERJECTIONS and self.kind(self.i + 1) in ("sep", "end"):
+            self.take(2)  # "no, the other one": a correction, not a negation
+            self.skip_noise()
         negative = False
         k = self.match(_NEGATION)
         if k:
@@ -350,7 +359,7 @@ class _Parser:
         self.skip_polite_only()
         # leftovers up to the next clause boundary are not understood (left unused)
         while self.i < self.n and self.kind() not in ("sep", "end") and not self.match(_BREAKS) \
-                and not self.match(_NEGATION) and not (self.match(_VERBS) and self.word() in lx.CLAUSE_VERBS) \
+                and not (self.match(_VERBS) and self.word() in lx.CLAUSE_VERBS) \
                 and not (self.match(_CONJ) and self.match(_VERBS, self.i + 1)):
             self.i += 1
         k = self.match(_CONJ)
@@ -697,39 +706,49 @@ class _Builder:
         self.history = history
         self.last = history.last if history is not None else None
 
-    def noun_for(self, np_: _NP) -> List[str]:
-        """Noun words for a phrase without its own noun ("the blue one", "red" in "red and blue ball").
+    def borrow(self, np_: _NP) -> Tuple[List[str], List[str]]:
+        """(attributes, noun words) for a phrase without its own noun ("the blue one", "red" in "red and
+        blue ball"); ([], []) when there is nothing to borrow from.
 
-        An exclusion takes its target's noun; "one" the nearest earlier phrase's (else a later one's,
-        else the previous command's); a bare attribute only the next phrase's when that one has no
-        determiner ("the red and blue ball", but "the orange and the apple" are two objects).
+        An exclusion takes its target's; "one" the nearest earlier phrase's (else a later one's, else
+        the previous command's target's); a bare attribute only the next phrase's, and only when that
+        one has no determiner ("the red and blue ball", but "the orange and the apple" are two
+        objects).  The caller keeps its own attributes when it has some ("the blue one" of "the red
+        block" is a blue block) and takes the source's otherwise ("any red block except the one on the
+        left" excludes a red block).
         """
         if np_.owner is not None:
-            own = self.noun_of(np_.owner)
-            if own:
-                return own
+            got = self.words_of(np_.owner)
+            if got[1]:
+                return got
         order = self.p.nps
         idx = order.index(np_) if np_ in order else len(order)
         sources = [o for o in order if o.words and not o.attribute_only() and not o.history]
         if not np_.head_one:
             nxt = order[idx + 1] if idx + 1 < len(order) else None
             if nxt is not None and nxt in sources and not nxt.has_det:
-                return self.noun_of(nxt)
-            return []
+                return self.words_of(nxt)
+            return [], []
         before = [o for o in reversed(order[:idx]) if o in sources]
         after = [o for o in order[idx + 1:] if o in sources]
         if before or after:
-            return self.noun_of((before + after)[0])
+            return self.words_of((before + after)[0])
         if self.last is not None and self.last.targets:
             t = self.last.targets[0]
-            self.p.reference_notes.append(f"'one' = {t.noun or t.phrase}, from the previous command")
-            return t.noun.split() if t.noun else t.phrase.split()
-        return []
+            self.p.reference_notes.append(f"'one' = {t.phrase}, from the previous command")
+            noun = t.noun or t.phrase
+            return list(t.attributes), noun.split()
+        return [], []
 
-    def noun_of(self, np_: _NP) -> List[str]:
+    def words_of(self, np_: _NP) -> Tuple[List[str], List[str]]:
+        """(attributes, singular noun words) of a phrase, borrowed ones included."""
         if np_.words and not np_.attribute_only():
-            return [singular(w) for w in np_.noun_words()]
-        return self.noun_for(np_) if np_.owner is not None or np_.head_one else []
+            attrs = [w for w in np_.words[:-1] if w in lx.COLOUR_WORDS or w in lx.MATERIAL_WORDS]
+            return attrs, [singular(w) for w in np_.noun_words()]
+        if np_.owner is not None or np_.head_one:
+            attrs, noun = self.borrow(np_)
+            return (list(np_.words) or attrs), noun
+        return [], []
 
     def target(self, np_: _NP, role: str) -> Target:
         words = list(np_.words)
@@ -738,9 +757,9 @@ class _Builder:
                 words[-1] = singular(words[-1])
         plural_head = bool(np_.words) and singular(np_.words[-1]) != np_.words[-1] and not np_.count_given
         if np_.head_one or np_.attribute_only() or not words:
-            noun = self.noun_for(np_)
+            attrs, noun = self.borrow(np_)
             if noun:
-                words = [w for w in words if w not in noun] + noun
+                words = (words or attrs) + noun
             elif np_.head_one or not words:
                 what = self.p.text(np_.start, max(1, np_.end - np_.start))
                 raise CommandError(f"'{what}' names no object; say what to find, {_EXAMPLE}")
@@ -850,13 +869,17 @@ def _not_understood(p: _Parser) -> List[str]:
     """Contiguous runs of unused word tokens, as written."""
     out: List[str] = []
     run: List[str] = []
+    last_src = -1
     for tok, used in zip(p.t, p.used):
         if not used and tok.kind in ("w", "thr"):
-            run.append(tok.raw if tok.kind == "w" else tok.raw.strip())
-        else:
-            if run:
-                out.append(" ".join(dict.fromkeys(run)) if len(set(run)) < len(run) else " ".join(run))
-            run = []
+            if tok.src != last_src:
+                run.append(tok.raw.strip())
+            last_src = tok.src
+            continue
+        if run:
+            out.append(" ".join(run))
+        run = []
+        last_src = -1
     if run:
         out.append(" ".join(run))
     return out

@@ -106,15 +106,18 @@ def same_object(a: Candidate, b: Candidate) -> bool:
     return box_iou(a.box, b.box) >= SAME_OBJECT_IOU
 
 
-def plural(noun: str, n: int) -> str:
-    """"apple" -> "apples" for n != 1 (plain English rules; phrases already singular)."""
-    if n == 1 or singular(noun + "s") != noun:
-        return noun
-    if noun.endswith(("s", "x", "z", "ch", "sh")):
-        return noun + "es"
-    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
-        return noun[:-1] + "ies"
-    return noun + "s"
+def plural(phrase: str, n: int) -> str:
+    """"red apple" -> "red apples" for n != 1 (plain English rules on the last word)."""
+    head, _, last = phrase.rpartition(" ")
+    if n == 1 or not last.isalpha() or singular(last + "s") != last:
+        return phrase
+    if last.endswith(("s", "x", "z", "ch", "sh")):
+        last += "es"
+    elif last.endswith("y") and last[-2:-1] not in "aeiou":
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last
 
 
 def _visible(phrase: str, n: int) -> str:

@@ -105,7 +105,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         out = {**understanding_to_dict(parsed), **result_to_dict(res), "device": engine.describe()}
     report_understanding(parsed, res)
     print(json.dumps(out, indent=2))
-    return 0
+    return 1 if res.failure else 0
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:
