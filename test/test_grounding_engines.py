@@ -81,7 +81,8 @@ def test_host_engine_picks_the_meant_object(det, scenes, scene_name, command, wa
     assert r.failure == "" and r.detections, command
     d0 = r.detections[0]
     assert d0.role == "target"
-    assert box_iou(d0.box_xyxy, scene.objects[want].box_xyxy) >= 0.5, (command, best_match(scene, d0.box_xyxy))
+    iou = box_iou(d0.box_xyxy, scene.objects[want].box_xyxy)
+    assert iou >= 0.5, (command, best_match(scene, d0.box_xyxy))
     for bad in never:
         assert box_iou(d0.box_xyxy, scene.objects[bad].box_xyxy) < 0.5
     assert all(d.role == "candidate" for d in r.detections[1:])
@@ -113,10 +114,12 @@ def test_reference_objects_are_not_published(det, scenes):
 
 
 @pytest.mark.parametrize("command, reason", [
-    ("the fourth red block from the left", "the fourth red block from the left was asked for but 3 red blocks"),
+    ("the fourth red block from the left",
+     "the fourth red block from the left was asked for but 3 red blocks"),
     ("the red block above the green ball", "no red block is above the green ball"),
     ("four red blocks", "4 red blocks were asked for but 3 red blocks are visible"),
-    ("the red block next to the purple ball", "the purple ball that 'red block next to purple ball' refers to"),
+    ("the red block next to the purple ball",
+     "the purple ball that 'red block next to purple ball' refers to"),
 ])
 def test_ungroundable_in_this_frame_gives_a_reason_and_no_detections(det, scenes, command, reason):
     r = det.detect(scenes["row"].image, command, return_masks=False)
@@ -236,7 +239,8 @@ def _check_mcu(res, scene, want, never, command):
     assert res.failure == "" and res.detections, command
     d0 = res.detections[0]
     assert d0.role == "target"
-    assert box_iou(d0.box_xyxy, scene.objects[want].box_xyxy) >= 0.5, (command, best_match(scene, d0.box_xyxy))
+    iou = box_iou(d0.box_xyxy, scene.objects[want].box_xyxy)
+    assert iou >= 0.5, (command, best_match(scene, d0.box_xyxy))
     for bad in never:
         assert box_iou(d0.box_xyxy, scene.objects[bad].box_xyxy) < 0.5
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyvlm_ros.grounding import CommandError, CommandHistory, QUALIFIERS, Target, parse_command, parse_targets
+from tinyvlm_ros.grounding import (CommandError, CommandHistory, QUALIFIERS, Target, parse_command,
+                                   parse_targets)
 from tinyvlm_ros.types import Detection
 
 
@@ -402,7 +403,8 @@ def test_words_not_used_are_reported(text, leftover):
     assert parsed.not_understood[:len(leftover)] == leftover
 
 
-@pytest.mark.parametrize("text", ["pick the red cup on the left", "please grab the second apple from the left",
+@pytest.mark.parametrize("text", ["pick the red cup on the left",
+                                  "please grab the second apple from the left",
                                   "put the apple in the bowl", "the cup lying next to the big plate"])
 def test_fully_understood_commands_report_nothing_left(text):
     parsed = parse_command(text)
@@ -494,7 +496,8 @@ def test_history_remembers_boxes_per_target():
         CommandHistory(size=0)
 
 
-_NOUNS = st.sampled_from(["pen", "scissors", "red cup", "tape measure", "blue ball", "screwdriver", "toy robot"])
+_NOUNS = st.sampled_from(["pen", "scissors", "red cup", "tape measure", "blue ball", "screwdriver",
+                          "toy robot"])
 _VERBS = st.sampled_from(["", "pick ", "pick up ", "take ", "grab ", "please find ", "could you bring me "])
 _ARTS = st.sampled_from(["", "the ", "a ", "an "])
 _QUALS = st.sampled_from([("", None), (" on the left", "left"), (" at the top", "top"),

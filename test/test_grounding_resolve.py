@@ -77,7 +77,8 @@ def first_x_of(choice):
 
 
 @pytest.mark.parametrize("text, reason", [
-    ("the fourth apple from the left", "the fourth apple from the left was asked for but 3 apples are visible"),
+    ("the fourth apple from the left",
+     "the fourth apple from the left was asked for but 3 apples are visible"),
     ("the second to last apple from the right",
      None),  # fits: three apples
     ("four apples", "4 apples were asked for but 3 apples are visible"),
@@ -214,12 +215,13 @@ def test_several_targets_targets_first_then_candidates():
 
 def test_an_object_is_chosen_for_one_target_only():
     one = [Candidate(box(100, 100), 0.9, region=7)]
-    res = run("the block and the red block", {"block": one, "red block": [Candidate(box(100, 100), 0.95, region=7)]})
-    assert res.failure == "every visible red block is already chosen for an earlier target (1 red block is visible)"
+    red = [Candidate(box(100, 100), 0.95, region=7)]
+    taken = "every visible red block is already chosen for an earlier target (1 red block is visible)"
+    assert run("the block and the red block", {"block": one, "red block": red}).failure == taken
     two = one + [Candidate(box(300, 100), 0.8, region=8)]
-    res = run("the block and the red block", {"block": two, "red block": [Candidate(box(100, 100), 0.95, region=7)]})
-    assert res.failure == "every visible red block is already chosen for an earlier target (1 red block is visible)"
-    res = run("the red block and the block", {"block": two, "red block": [Candidate(box(100, 100), 0.95, region=7)]})
+    # greedy, in spoken order: "the block" takes the best block (the red one) first
+    assert run("the block and the red block", {"block": two, "red block": red}).failure == taken
+    res = run("the red block and the block", {"block": two, "red block": red})
     assert [(c.phrase, c.candidate.region) for c in res.chosen] == [("red block", 7), ("block", 8)]
 
 

@@ -24,8 +24,11 @@ RELATION_TEXT = {"left_of": "left of", "right_of": "right of", "above": "above",
 
 
 class CommandError(ValueError):
-    """A command that cannot be grounded as written: it names no object, uses an unknown relation,
-    or refers to an earlier target that does not exist.  The message says what to write instead."""
+    """A command that cannot be grounded as written.
+
+    It names no object, uses an unknown relation, or refers to an earlier target that does not
+    exist.  The message says what to write instead.
+    """
 
 
 @dataclass
@@ -91,7 +94,7 @@ class Target:
 
     @property
     def constrained(self) -> bool:
-        """True when the target asks for more than "some instance of the phrase"."""
+        """Say whether the target asks for more than "some instance of the phrase"."""
         return bool(self.qualifiers or self.ordinal or self.relation or self.count > 1 or self.exclude
                     or self.other_than_box is not None or self.other_than_target >= 0)
 
@@ -117,7 +120,9 @@ class Target:
             along = {"": "from the left", "left": "from the left", "right": "from the right",
                      "top": "from the top", "bottom": "from the bottom", "center": "from the center",
                      "largest": "by size, largest first", "smallest": "by size, smallest first"}
-            how = "by the relation's ranking" if not self.direction and self.relation else along[self.direction]
+            how = along[self.direction]
+            if not self.direction and self.relation is not None:
+                how = "by the relation's ranking"
             text = f"the {word} {self.phrase} {how}"
         else:
             text = self.phrase
@@ -216,7 +221,7 @@ class ParsedCommand:
 
     @property
     def phrases(self) -> List[str]:
-        """The target phrases, in spoken order (what a planner asked for)."""
+        """Return the target phrases, in spoken order (what a planner asked for)."""
         return [t.phrase for t in self.targets]
 
     @property
@@ -259,7 +264,8 @@ class ParsedCommand:
 
     def to_dict(self) -> dict:
         """JSON-ready view of the whole parse."""
-        return {"text": self.text, "understood": self.understood, "targets": [t.to_dict() for t in self.targets],
+        return {"text": self.text, "understood": self.understood,
+                "targets": [t.to_dict() for t in self.targets],
                 "destination": self.destination.to_dict() if self.destination else None,
                 "reference": self.reference, "not_understood": list(self.not_understood),
                 "warnings": list(self.warnings)}

@@ -1,4 +1,4 @@
-"""What earlier commands asked for and where their targets were: the antecedents of "it" and "the other one"."""
+"""What earlier commands asked for and where their targets were: what "it" and "the other one" mean."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class CommandHistory:
 
     @property
     def last(self) -> Optional[HistoryEntry]:
-        """The most recent command, or None."""
+        """Return the most recent command, or None."""
         return self._entries[-1] if self._entries else None
 
     def clear(self) -> None:

@@ -111,12 +111,12 @@ class _NP:
     other_than_box: Optional[tuple] = None
 
     def noun_words(self) -> List[str]:
-        """The words naming the kind of object: all but the attributes before the last word."""
+        """Return the words naming the kind of object: all but the attributes before the last word."""
         return [w for w in self.words[:-1] if w not in lx.COLOUR_WORDS and w not in lx.MATERIAL_WORDS] + \
             self.words[-1:]
 
     def attribute_only(self) -> bool:
-        """"red" in "the red and blue ball": colour/material words and no noun."""
+        """Say whether the phrase is only colour/material words ("red" in "the red and blue ball")."""
         return bool(self.words) and all(w in lx.COLOUR_WORDS or w in lx.MATERIAL_WORDS for w in self.words)
 
     def empty(self) -> bool:
@@ -240,11 +240,11 @@ class _Parser:
             break
 
     def _vocative(self, i: int) -> bool:
-        """"robot" addresses the robot at a command's edge ("robot, pick ...", "hey robot", "..., robot")."""
+        """Say whether "robot" at ``i`` addresses the robot ("robot, pick ...", "hey robot", "..., robot")."""
         before = self.t[i - 1] if i > 0 else None
         after = self.t[i + 1] if i + 1 < self.n else None
-        at_start = before is None or before.kind in ("sep", "end") or before.word in ("hey", "hi", "ok",
-                                                                                     "okay", "hello")
+        greeting = before is not None and before.word in ("hey", "hi", "ok", "okay", "hello")
+        at_start = before is None or before.kind in ("sep", "end") or greeting
         at_end = after is None or after.kind in ("sep", "end")
         if at_start and (after is None or after.kind in ("sep", "end") or self.match(_VERBS, i + 1)
                          or self.match(_POLITE, i + 1) or self.match(_NEGATION, i + 1)):
@@ -252,7 +252,7 @@ class _Parser:
         return at_end and before is not None and before.kind == "sep"
 
     def is_stop(self, i: int) -> bool:
-        """True when token ``i`` cannot be a content word of a noun phrase."""
+        """Say whether token ``i`` cannot be a content word of a noun phrase."""
         tok = self.t[i] if i < self.n else None
         if tok is None or tok.kind != "w":
             return True
@@ -367,7 +367,7 @@ class _Parser:
             self.take(k)
 
     def _verb_is_noun(self, k: int) -> bool:
-        """A verb word directly followed by the end or a relation is a noun ("the drop")."""
+        """Say whether a verb word is a noun here (followed by a relation: "the drop near the cup")."""
         j = self.i + k
         return j < self.n and self.t[j].kind == "w" and self.match(_RELATIONS, j) and \
             self.word(j) not in ("on", "in", "up", "out")
@@ -536,8 +536,8 @@ class _Parser:
                     if placing and self.destination is None:
                         self.destination = (words, refs[0], self.text(start, self.i - start))
                         continue
-                    self.warnings.append(f"only one relation per object is used; '{self.text(start, self.i - start)}'"
-                                         " is not")
+                    extra = self.text(start, self.i - start)
+                    self.warnings.append(f"only one relation per object is used; '{extra}' is not")
                     for j in range(start, self.i):
                         self.used[j] = False
                     continue
@@ -564,8 +564,8 @@ class _Parser:
                 self.destination = (prep, place, self.text(dest_start, self.i - dest_start))
                 continue
             k = self.match(_EXTENSIONS)
-            if k and not np_.words and self.word() == "of" and (np_.qualifiers or np_.ordinal or np_.head_one
-                                                                 or np_.count_given):
+            partitive = np_.qualifiers or np_.ordinal or np_.head_one or np_.count_given
+            if k and not np_.words and self.word() == "of" and partitive:
                 # partitive: "the biggest of the blocks", "the second of the apples"
                 self.take(k)
                 whole = self.noun_phrase(reference=True)
@@ -619,7 +619,7 @@ class _Parser:
         self.i = start
 
     def reference_phrases(self, kind: str) -> Optional[List[_NP]]:
-        """The reference noun phrase(s) after a relation word; None when none follows."""
+        """Parse the reference noun phrase(s) after a relation word; None when none follows."""
         first = self.noun_phrase(reference=True)
         if first is None:
             return None
@@ -644,7 +644,7 @@ class _Parser:
         return [first]
 
     def _reference_direction(self, ref: _NP) -> None:
-        """A reference takes only an ordinal's direction after it ("left of the second plate from the left")."""
+        """Take an ordinal's direction after a reference ("the second plate from the left")."""
         k = self.match(_DIRECTION_LEAD)
         if k and ref.ordinal:
             j = self.i + k
@@ -656,7 +656,7 @@ class _Parser:
 
     @staticmethod
     def _is_place_only(refs: List[_NP]) -> bool:
-        """"the left", "the left side", "the table", "the top left corner": a part of the frame."""
+        """Say whether a reference is a part of the frame ("the left side", "the table", "the top corner")."""
         r = refs[0]
         if len(refs) != 1 or r.history or r.ordinal or r.count_given:
             return False
@@ -684,7 +684,7 @@ class _Parser:
                 np_.qualifiers.append(q)
 
     def destination_from_relation(self) -> None:
-        """After a placing verb, the last target's place phrase is where it goes ("put the apple in the bowl")."""
+        """Make the target's last place phrase the destination of a placing verb ("put it in the bowl")."""
         if not self.targets:
             return
         np_ = self.targets[-1]
@@ -707,9 +707,10 @@ class _Builder:
         self.last = history.last if history is not None else None
 
     def borrow(self, np_: _NP) -> Tuple[List[str], List[str]]:
-        """(attributes, noun words) for a phrase without its own noun ("the blue one", "red" in "red and
-        blue ball"); ([], []) when there is nothing to borrow from.
+        """Return (attributes, noun words) for a phrase without its own noun.
 
+        Such phrases are "the blue one" or "red" in "the red and blue ball"; ([], []) when there is
+        nothing to borrow from.
         An exclusion takes its target's; "one" the nearest earlier phrase's (else a later one's, else
         the previous command's target's); a bare attribute only the next phrase's, and only when that
         one has no determiner ("the red and blue ball", but "the orange and the apple" are two
@@ -772,7 +773,8 @@ class _Builder:
         t = Target(phrase=" ".join(words), attributes=attributes, qualifiers=list(np_.qualifiers), noun=noun,
                    threshold=np_.threshold, ordinal=np_.ordinal, direction=np_.direction, count=count)
         if t.threshold is not None and not 0.0 <= t.threshold <= 1.0:
-            raise CommandError(f"threshold {t.threshold:g} for '{t.phrase}' must be in [0, 1]; e.g. 'cup:0.4'")
+            raise CommandError(f"threshold {t.threshold:g} for '{t.phrase}' must be in [0, 1]; "
+                               "e.g. 'cup:0.4'")
         if np_.relation is not None:
             t.relation = self.relation(np_.relation)
         if t.ordinal:
@@ -790,7 +792,8 @@ class _Builder:
             t.direction = t.qualifiers.pop()
         if t.qualifiers:
             raise CommandError(f"an ordinal counts along one direction, but '{t.phrase}' has "
-                               f"{', '.join([t.direction] + t.qualifiers)}; e.g. 'the second cup from the left'")
+                               f"{', '.join([t.direction] + t.qualifiers)}; "
+                               "e.g. 'the second cup from the left'")
         if not t.direction:
             how = "by distance to the reference" if t.relation is not None else "from the left"
             self.p.warnings.append(f"the {'ordinal' if t.ordinal > 0 else 'last'} of '{t.phrase}' is counted "
@@ -820,8 +823,9 @@ class _Builder:
             return out
         # "the other one" / "the other cup"
         own = [singular(w) for w in np_.words]
-        same_noun = [k for k, t in enumerate(earlier) if not own or t.noun == " ".join(
-            w for w in own if w not in lx.COLOUR_WORDS and w not in lx.MATERIAL_WORDS) or t.phrase == " ".join(own)]
+        own_noun = " ".join(w for w in own if w not in lx.COLOUR_WORDS and w not in lx.MATERIAL_WORDS)
+        same_noun = [k for k, t in enumerate(earlier)
+                     if not own or t.noun == own_noun or t.phrase == " ".join(own)]
         if same_noun:
             k = same_noun[-1]
             base = earlier[k]
@@ -847,7 +851,7 @@ class _Builder:
 
 
 def _merge_apposition(targets: List[Target], t: Target) -> bool:
-    """"pick the ball, the left one": a comma-separated "one" phrase refines the target before it."""
+    """Refine the previous target with a comma-separated "one" phrase ("pick the ball, the left one")."""
     if not targets:
         return False
     prev = targets[-1]
@@ -954,7 +958,8 @@ def parse_command(command: str, history: Optional[CommandHistory] = None) -> Par
     destination = None
     if p.destination is not None:
         prep, place, where = p.destination
-        place_t = b.target(place, "reference") if place is not None and (place.words or place.head_one) else None
+        named = place is not None and (place.words or place.head_one)
+        place_t = b.target(place, "reference") if named else None
         destination = Destination(prep, place_t, where)
     warnings = notes + p.warnings + _language_warnings(targets)
     return ParsedCommand(text=text, targets=_unique(targets), destination=destination,

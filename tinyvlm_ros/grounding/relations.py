@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence, Tuple
 
-from tinyvlm_ros.geometry import box_area, box_centre as centre, box_containment as containment, box_gap as gap
+from tinyvlm_ros.geometry import box_area, box_centre as centre
+from tinyvlm_ros.geometry import box_containment as containment, box_gap as gap
 
 Box = Tuple[float, float, float, float]
 
@@ -21,13 +22,16 @@ _CONE = math.tan(math.radians(CONE_DEG))
 
 
 def long_side(b: Sequence[float]) -> float:
-    """The longer side of a box."""
+    """Return the longer side of a box."""
     return max(b[2] - b[0], b[3] - b[1])
 
 
 def direction_rank(kind: str, c: Sequence[float], r: Sequence[float]) -> Optional[float]:
-    """left_of / right_of / above / below: centre distance if ``c``'s centre lies in the 60-degree cone
-    on that side of ``r``'s centre, else None."""
+    """Rank "left of", "right of", "above", "below".
+
+    The centre distance if ``c``'s centre lies in the 60-degree cone on that side of ``r``'s
+    centre, else None.
+    """
     (cx, cy), (rx, ry) = centre(c), centre(r)
     along, across = {"left_of": (rx - cx, cy - ry), "right_of": (cx - rx, cy - ry),
                      "above": (ry - cy, cx - rx), "below": (cy - ry, cx - rx)}[kind]
@@ -37,7 +41,7 @@ def direction_rank(kind: str, c: Sequence[float], r: Sequence[float]) -> Optiona
 
 
 def near_rank(c: Sequence[float], r: Sequence[float]) -> Optional[float]:
-    """next to / near / beside: the gap if it is at most the longer side of either box, else None."""
+    """Rank "next to" / "near": the gap if it is at most the longer side of either box, else None."""
     g = gap(c, r)
     if g > max(long_side(c), long_side(r)):
         return None
@@ -45,17 +49,17 @@ def near_rank(c: Sequence[float], r: Sequence[float]) -> Optional[float]:
 
 
 def nearest_rank(c: Sequence[float], r: Sequence[float]) -> float:
-    """nearest to / closest to: the gap (ties broken by centre distance); always satisfied."""
+    """Rank "nearest to": the gap (ties broken by centre distance); always satisfied."""
     return gap(c, r) + 1e-3 * math.dist(centre(c), centre(r))
 
 
 def far_rank(c: Sequence[float], r: Sequence[float]) -> float:
-    """farthest from: minus the centre distance; always satisfied."""
+    """Rank "farthest from": minus the centre distance; always satisfied."""
     return -math.dist(centre(c), centre(r))
 
 
 def in_rank(c: Sequence[float], r: Sequence[float]) -> Optional[float]:
-    """in / inside: at least half of ``c`` inside ``r`` and ``c`` the smaller box; rank = -containment."""
+    """Rank "in": at least half of ``c`` inside ``r`` and ``c`` the smaller box; rank = -containment."""
     k = containment(c, r)
     if k < 0.5 or box_area(c) >= box_area(r):
         return None
@@ -83,9 +87,12 @@ def on_rank(c: Sequence[float], r: Sequence[float]) -> Optional[float]:
 
 
 def between_rank(c: Sequence[float], a: Sequence[float], b: Sequence[float]) -> Optional[float]:
-    """between a and b: ``c``'s centre projects strictly inside the segment joining their centres and
-    lies at most half that segment's length from it; rank = (distance from the segment + distance of
-    the projection from the midpoint) / segment length."""
+    """Rank "between a and b".
+
+    ``c``'s centre must project strictly inside the segment joining their centres and lie at most
+    half that segment's length from it; rank = (distance from the segment + distance of the
+    projection from the midpoint) / segment length.
+    """
     (px, py), (ax, ay), (bx, by) = centre(c), centre(a), centre(b)
     vx, vy = bx - ax, by - ay
     length2 = vx * vx + vy * vy

@@ -70,8 +70,10 @@ class Candidate:
 
 @dataclass
 class Choice:
-    """A candidate chosen for a target (role "target"), ranked after it ("candidate"), or used as a
-    reference object ("reference", never published)."""
+    """A candidate chosen for a target, ranked after it, or used as a reference object.
+
+    ``role`` is "target", "candidate" or "reference" (never published).
+    """
 
     target_index: int
     phrase: str
@@ -100,14 +102,14 @@ class GroundingFailure(Exception):
 
 
 def same_object(a: Candidate, b: Candidate) -> bool:
-    """Same engine region, or boxes overlapping with IoU >= :data:`SAME_OBJECT_IOU`."""
+    """Say whether two candidates are one object: same region, or box IoU >= :data:`SAME_OBJECT_IOU`."""
     if a.region is not None and a.region == b.region:
         return True
     return box_iou(a.box, b.box) >= SAME_OBJECT_IOU
 
 
 def plural(phrase: str, n: int) -> str:
-    """"red apple" -> "red apples" for n != 1 (plain English rules on the last word)."""
+    """Pluralise a phrase for n != 1 ("red apple" -> "red apples"; plain English rules on the last word)."""
     head, _, last = phrase.rpartition(" ")
     if n == 1 or not last.isalpha() or singular(last + "s") != last:
         return phrase
@@ -122,6 +124,9 @@ def plural(phrase: str, n: int) -> str:
 
 def _visible(phrase: str, n: int) -> str:
     return f"{n} {plural(phrase, n)} {'is' if n == 1 else 'are'} visible"
+
+
+_Pick = Tuple[List[Candidate], List[Candidate]]  # (chosen, the other instances ranked)
 
 
 class _Resolver:
@@ -156,7 +161,7 @@ class _Resolver:
         return out
 
     def in_region(self, q: str, c: Candidate) -> bool:
-        """"all the blocks on the left": the half (third, for center) of the frame a qualifier names."""
+        """Say whether ``c`` is in the part of the frame a qualifier names ("all on the left": left half)."""
         cx, cy = box_centre(c.box)
         cx, cy = cx / self.w, cy / self.h
         return {"left": cx < 0.5, "right": cx > 0.5, "top": cy < 0.5, "bottom": cy > 0.5,
@@ -164,7 +169,7 @@ class _Resolver:
 
     # -- one target -------------------------------------------------------------------------------
     def target(self, t: Target, taken: Sequence[Candidate] = (),
-               earlier: Optional[Dict[int, List[Candidate]]] = None) -> Tuple[List[Candidate], List[Candidate]]:
+               earlier: Optional[Dict[int, List[Candidate]]] = None) -> _Pick:
         """(chosen, other instances ranked) for one target; raises GroundingFailure."""
         inst = self.instances(t.phrase)
         if not inst:
@@ -202,7 +207,8 @@ class _Resolver:
                 inst = [c for c in inst if not any(same_object(c, x) and x.score >= c.score for x in ex)]
         return inst
 
-    def relate(self, t: Target, inst: List[Candidate], visible: int) -> Tuple[List[Candidate], Dict[int, float]]:
+    def relate(self, t: Target, inst: List[Candidate],
+               visible: int) -> Tuple[List[Candidate], Dict[int, float]]:
         rel = t.relation
         if rel is None:
             return inst, {}

@@ -53,7 +53,7 @@ def _layer(op: str, k: int, stride: int, in_c: int, out_c: int, in_hw: int, weig
 
 
 def known_answer_mcu_model(model_id: int = 0) -> Model:
-    """The colour-coverage encoder (96x96x3 in, 12x12 regions x 16 dims out); see the module docstring."""
+    """Build the colour-coverage encoder (96x96x3 in, 12x12 regions x 16 dims); see the module docstring."""
     colours = [np.array(COLOURS[c], np.float64) for c in COLOURS]
     grey = np.array(TABLE_GREY)
     n = len(colours)
