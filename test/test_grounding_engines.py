@@ -67,6 +67,17 @@ def scenes():
     return {"row": place_scene(ROW, seed=4), "between": place_scene(BETWEEN, seed=5)}
 
 
+def check_target(res, scene, want, never, command):
+    """Detection 0 is the target, overlaps object ``want`` (IoU >= 0.5) and none of ``never``."""
+    assert res.failure == "" and res.detections, command
+    d0 = res.detections[0]
+    assert d0.role == "target"
+    iou = box_iou(d0.box_xyxy, scene.objects[want].box_xyxy)
+    assert iou >= 0.5, (command, best_match(scene, d0.box_xyxy))
+    for bad in never:
+        assert box_iou(d0.box_xyxy, scene.objects[bad].box_xyxy) < 0.5
+
+
 def best_match(scene, box):
     """Index of the scene object the box is, and the IoU."""
     ious = [box_iou(box, o.box_xyxy) for o in scene.objects]
@@ -78,13 +89,7 @@ def best_match(scene, box):
 def test_host_engine_picks_the_meant_object(det, scenes, scene_name, command, want, never):
     scene = scenes[scene_name]
     r = det.detect(scene.image, command, return_masks=False)
-    assert r.failure == "" and r.detections, command
-    d0 = r.detections[0]
-    assert d0.role == "target"
-    iou = box_iou(d0.box_xyxy, scene.objects[want].box_xyxy)
-    assert iou >= 0.5, (command, best_match(scene, d0.box_xyxy))
-    for bad in never:
-        assert box_iou(d0.box_xyxy, scene.objects[bad].box_xyxy) < 0.5
+    check_target(r, scene, want, never, command)
     assert all(d.role == "candidate" for d in r.detections[1:])
 
 
@@ -235,22 +240,12 @@ def mcu_scene():
     return place_scene(MCU_ROW, seed=1)
 
 
-def _check_mcu(res, scene, want, never, command):
-    assert res.failure == "" and res.detections, command
-    d0 = res.detections[0]
-    assert d0.role == "target"
-    iou = box_iou(d0.box_xyxy, scene.objects[want].box_xyxy)
-    assert iou >= 0.5, (command, best_match(scene, d0.box_xyxy))
-    for bad in never:
-        assert box_iou(d0.box_xyxy, scene.objects[bad].box_xyxy) < 0.5
-
-
 def test_mcu_engine_grounding_on_the_host_firmware(mcu_model, model_dir, mcu_scene):
     build("host")
     with Emulator("host", model=str(mcu_model)) as emu:
         with McuEngine(emu.url, known_answer_text_embed(model_dir), dims=16, score_threshold=0.5) as eng:
             for command, want, never in MCU_CASES:
-                _check_mcu(eng.detect(mcu_scene.image, command), mcu_scene, want, never, command)
+                check_target(eng.detect(mcu_scene.image, command), mcu_scene, want, never, command)
             res = eng.detect(mcu_scene.image, "the fourth red block from the left")
             assert res.detections == [] and res.failure.startswith("the fourth red block from the left was "
                                                                    "asked for but 3 red blocks are visible")
@@ -267,6 +262,6 @@ def test_mcu_engine_grounding_under_qemu(mcu_model, model_dir, mcu_scene):
         with McuEngine(emu.url, known_answer_text_embed(model_dir), dims=16, score_threshold=0.5,
                        timeout=5.0) as eng:
             for command, want, never in (MCU_CASES[0], MCU_CASES[2]):  # an ordinal and a qualifier
-                _check_mcu(eng.detect(mcu_scene.image, command), mcu_scene, want, never, command)
+                check_target(eng.detect(mcu_scene.image, command), mcu_scene, want, never, command)
             res = eng.detect(mcu_scene.image, "the fourth red block from the left")
             assert res.detections == [] and "3 red blocks are visible" in res.failure
