@@ -12,6 +12,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tinyvlm_ros.boxes import box_iou  # noqa: F401  (re-exported: tests and tools import it from here)
+
 #: Colour words and their RGB values.  Hues are far apart so a colour
 #: classifier can tell them apart under the mild noise added below.
 COLOURS = {
@@ -53,7 +55,8 @@ class Scene:
         return [o for o in self.objects if o.label == label]
 
 
-def _shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.ndarray:
+def shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.ndarray:
+    """Return the HxW bool mask of one ``shape`` whose ``size``-pixel square box starts at (x0, y0)."""
     yy, xx = np.mgrid[0:h, 0:w]
     if shape == "block":
         m = (xx >= x0) & (xx < x0 + size) & (yy >= y0) & (yy < y0 + size)
@@ -70,6 +73,15 @@ def _shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.n
     else:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     return m
+
+
+def table_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Return an HxWx3 float array of the textured grey table: low-frequency shading plus pixel noise."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 150 + 20 * np.sin(xx / 97.0 + rng.uniform(0, 6)) * np.cos(yy / 71.0)
+    img = np.repeat(base[..., None], 3, axis=2)
+    img += rng.normal(0, 4, img.shape)
+    return img
 
 
 def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: int = 4,
@@ -106,11 +118,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
             used.add((c, s))
             names.append(f"{c} {s}")
         labels = names
-    # textured grey table: low-frequency shading plus pixel noise
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = 150 + 20 * np.sin(xx / 97.0 + rng.uniform(0, 6)) * np.cos(yy / 71.0)
-    img = np.repeat(base[..., None], 3, axis=2)
-    img += rng.normal(0, 4, img.shape)
+    img = table_texture(rng, height, width)
     occupied = np.zeros((height, width), bool)
     objects: List[SceneObject] = []
     for label in labels:
@@ -122,7 +130,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
             size = int(rng.integers(lo, hi + 1))
             x0 = int(rng.integers(2, width - size - 2))
             y0 = int(rng.integers(2, height - size - 2))
-            m = _shape_mask(shape, height, width, x0, y0, size)
+            m = shape_mask(shape, height, width, x0, y0, size)
             pad = np.zeros_like(occupied)
             pad[max(0, y0 - 6):y0 + size + 6, max(0, x0 - 6):x0 + size + 6] = True
             if not (occupied & pad).any():
@@ -136,12 +144,3 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         objects.append(SceneObject(colour, shape, box, m))
     return Scene(np.clip(img, 0, 255).astype(np.uint8), objects)
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Return the IoU of two (x0, y0, x1, y1) boxes; 0.0 when either is empty."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / ua) if ua > 0 else 0.0

@@ -1,0 +1,1 @@
+"""Fixtures shared by tests, demos and benchmarks: generated scenes, sequences and models."""
