@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tinyvlm_ros.boxes import box_iou
+from tinyvlm_ros.geometry import box_iou
 from tinyvlm_ros.tracking.appearance import Appearance, similarity
 from tinyvlm_ros.tracking.track import Track
 from tinyvlm_ros.types import Detection

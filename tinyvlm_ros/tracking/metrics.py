@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tinyvlm_ros.boxes import iou_matrix
+from tinyvlm_ros.geometry import iou_matrix
 from tinyvlm_ros.types import Detection
 
 #: motmetrics metric names reported, in this order.

@@ -1,4 +1,4 @@
-"""Axis-aligned boxes (x0, y0, x1, y1) in pixels: overlap measures shared by matching, NMS and tracking."""
+"""Plain box geometry shared by the engines, grounding, tracking, evaluation and benchmarks."""
 
 from __future__ import annotations
 

@@ -12,8 +12,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tinyvlm_ros.boxes import box_iou  # noqa: F401  (re-exported: tests and tools import it from here)
-
 #: Colour words and their RGB values.  Hues are far apart so a colour
 #: classifier can tell them apart under the mild noise added below.
 COLOURS = {
