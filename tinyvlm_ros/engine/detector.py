@@ -345,11 +345,12 @@ class Detector:
         """
         image = validate_image(image)
         if not (len(boxes) == len(masks) == len(phrases)):
-            raise ValueError(f"need one mask and phrase per box, got {len(boxes)}, {len(masks)}, {len(phrases)}")
+            raise ValueError(f"need one mask and phrase per box, got {len(boxes)} boxes, {len(masks)} masks, "
+                             f"{len(phrases)} phrases")
         if not len(boxes):
             return np.zeros(0, np.float32)
         with self._lock:
             crops = np.stack([self.matcher.crop_region(image, b, m) for b, m in zip(boxes, masks)])
             emb = self.matcher.embed_crops(crops)
-            return np.array([self.matcher.scores(emb[i:i + 1], p)[0] for i, p in enumerate(phrases)], np.float32)
-
+            scores = [self.matcher.scores(emb[i:i + 1], p)[0] for i, p in enumerate(phrases)]
+        return np.array(scores, np.float32)

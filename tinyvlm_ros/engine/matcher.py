@@ -83,8 +83,11 @@ class ClipMatcher:
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
     def _square(self, image: np.ndarray, box) -> tuple:
-        """The crop square around ``box`` (margin included), filled with the mean colour where it leaves
-        the frame; returns (canvas uint8 [side, side, 3], x0, y0, side) in frame pixels."""
+        """Cut the crop square around ``box`` (margin included), mean colour where it leaves the frame.
+
+        Returns:
+            (canvas uint8 [side, side, 3], x0, y0, side), the square's corner and side in frame pixels.
+        """
         h, w = image.shape[:2]
         x0, y0, x1, y1 = box
         side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * self.crop_margin)

@@ -12,5 +12,6 @@ from tinyvlm_ros.tracking.frame import Frame
 from tinyvlm_ros.tracking.loop import EngineAnswer, EngineJob, OfflineEngine, TrackingLoop, run_job
 from tinyvlm_ros.tracking.manager import TRACKERS, TrackingConfig, TrackManager
 
-__all__ = ["EngineAnswer", "EngineJob", "Frame", "OfflineEngine", "TRACKERS", "TrackManager", "TrackingConfig",
+__all__ = ["EngineAnswer", "EngineJob", "Frame", "OfflineEngine", "TRACKERS", "TrackManager",
+           "TrackingConfig",
            "TrackingLoop", "run_job"]

@@ -41,10 +41,11 @@ class Appearance:
     fill: float
 
     def blend(self, other: "Appearance", keep: float = 0.7) -> "Appearance":
-        """Running average with a newer look (lighting and pose drift slowly)."""
+        """Mix in a newer look (running average: lighting and pose drift slowly)."""
         hist = keep * self.hist + (1.0 - keep) * other.hist
         ratio = keep * self.ratio + (1.0 - keep) * other.ratio
-        return Appearance(hist / max(float(hist.sum()), 1e-12), ratio, keep * self.fill + (1.0 - keep) * other.fill)
+        fill = keep * self.fill + (1.0 - keep) * other.fill
+        return Appearance(hist / max(float(hist.sum()), 1e-12), ratio, fill)
 
 
 def _hist(hsv: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:

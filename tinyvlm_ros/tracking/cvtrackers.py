@@ -1,4 +1,4 @@
-"""OpenCV's single-object trackers (MIL; KCF and CSRT with opencv-contrib) behind the flow tracker's interface.
+"""OpenCV's single-object trackers (MIL; KCF, CSRT with opencv-contrib) behind the flow tracker's interface.
 
 They are here to be measured against :class:`~tinyvlm_ros.tracking.flow.FlowTracker`
 and for users who prefer them; each object runs its own tracker, so the

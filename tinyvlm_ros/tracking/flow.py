@@ -75,6 +75,7 @@ class FlowTracker:
         """Follow a new object; return its box in ``current``, or None when it cannot be followed.
 
         Args:
+            key: the object's id (the track id).
             box: where the object is in ``origin`` (or in ``current`` when no origin is given).
             current: the newest frame (the one the next :meth:`step` continues from).
             app: the object's appearance (chooses features on the object, judges occlusion).
@@ -161,9 +162,9 @@ class FlowTracker:
             return np.zeros((0, 2), np.float32)
         return (pts.reshape(-1, 2) + np.array([x0, y0], np.float32)).astype(np.float32)
 
-    def _flow(self, pa: np.ndarray, pb: np.ndarray, objs: Dict[int, Tuple[np.ndarray, np.ndarray]], levels: int,
-              fb: float) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
-        """Carry each object's points from grey image ``pa`` to ``pb``; return new (box, points) of the survivors."""
+    def _flow(self, pa: np.ndarray, pb: np.ndarray, objs: Dict[int, Tuple[np.ndarray, np.ndarray]],
+              levels: int, fb: float) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
+        """Carry each object's points from grey image ``pa`` to ``pb``; return survivors' (box, points)."""
         keys = [k for k, (_, p) in objs.items() if len(p)]
         if not keys:
             return {}

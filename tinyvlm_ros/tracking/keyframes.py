@@ -48,12 +48,12 @@ class KeyframePolicy:
         self._fresh_command = True
 
     def new_command(self) -> None:
-        """The next keyframe is due at once."""
+        """Make the next keyframe due at once (a new command has no answer yet)."""
         self._fresh_command = True
         self._last_ns = self._last_thumb = None
 
     def started(self, frame: Frame) -> None:
-        """A keyframe was started on ``frame``."""
+        """Note that a keyframe was started on ``frame``."""
         self._last_ns, self._last_thumb = frame.stamp_ns, frame.thumb
         self._fresh_command = False
 
@@ -66,6 +66,7 @@ class KeyframePolicy:
         """Why a keyframe should start on ``frame`` now, or None.
 
         Args:
+            frame: the newest frame.
             tracks: how many tracks are held (published).
             lost_since_keyframe: a held track was lost after the last keyframe started.
             min_confidence: the lowest tracker confidence among held tracks (1 when none).

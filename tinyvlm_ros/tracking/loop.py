@@ -109,8 +109,8 @@ class TrackingLoop:
         self.generation += 1
         self.manager.reset()
 
-    def step(self, frame: Frame, answers: Iterable[EngineAnswer] = ()) -> Tuple[List[Detection],
-                                                                               Optional[EngineJob]]:
+    def step(self, frame: Frame,
+             answers: Iterable[EngineAnswer] = ()) -> Tuple[List[Detection], Optional[EngineJob]]:
         """Process one frame: returns (detections to publish for it, engine job to start or None)."""
         self.stats["frames"] += 1
         self.manager.track(frame)
@@ -156,8 +156,10 @@ class TrackingLoop:
 
 
 class OfflineEngine:
-    """An engine replayed on a recorded stream's clock (bag replay, tests): jobs run at once, answers
-    become available ``latency`` seconds of *stream time* after their frame, as they would live.
+    """An engine replayed on a recorded stream's clock (bag replay, tests).
+
+    Jobs run at once; answers become available ``latency`` seconds of *stream time* after their
+    frame, as they would live.
 
     Args:
         engine: the detection engine.

@@ -64,8 +64,7 @@ def make_tracker(name: str):
 
 @dataclass
 class TrackingConfig:
-    """Tracking parameters (the node's ``keyframe_period_s``, ``max_track_age_s``, ``reverify_period_s``,
-    ``tracker``) and the finer knobs.
+    """Tracking parameters: the node's four (keyframes, track age, re-verification, tracker) and finer knobs.
 
     Attributes:
         keyframe_period_s: longest time between keyframes.
@@ -171,11 +170,11 @@ class TrackManager:
 
     @property
     def frame(self) -> Optional[Frame]:
-        """The last frame given to :meth:`track`."""
+        """Return the last frame given to :meth:`track`."""
         return self._frame
 
     def reset(self) -> None:
-        """A new command: forget every track (ids keep counting) and ask for a keyframe at once."""
+        """Forget every track for a new command (ids keep counting); ask for a keyframe at once."""
         for tid in list(self._tracks):
             self.tracker.drop(tid)
         self._tracks.clear()
@@ -188,7 +187,8 @@ class TrackManager:
     def track(self, frame: Frame) -> None:
         """Move every held track into ``frame``; lose those the tracker lost; delete expired lost tracks."""
         if self._frame is not None and frame.stamp_ns < self._frame.stamp_ns:
-            raise ValueError(f"frames must come in stamp order ({frame.stamp_ns} after {self._frame.stamp_ns})")
+            raise ValueError(f"frames must come in stamp order ({frame.stamp_ns} came after "
+                             f"{self._frame.stamp_ns})")
         prev, self._frame = self._frame, frame
         if prev is not None and prev is not frame:
             prev.release()   # the pyramid of the frame before is all the tracker needed of it
@@ -256,14 +256,14 @@ class TrackManager:
                                   min_confidence=lowest)
 
     def begin_keyframe(self, frame: Frame) -> None:
-        """The engine starts on ``frame``: lost tracks wait for its answer before they expire."""
+        """Note that the engine starts on ``frame``: lost tracks wait for its answer before they expire."""
         self._pending_ns = frame.stamp_ns
         self._lost_since_keyframe = False
         self.policy.started(frame)
         self.counters["keyframes"] += 1
 
     def cancel_keyframe(self) -> None:
-        """The keyframe failed (engine error): nothing to apply."""
+        """Forget the running keyframe (the engine failed): nothing to apply."""
         self._pending_ns = None
 
     def apply_keyframe(self, keyframe: Frame, result: DetectionResult) -> KeyframeOutcome:
@@ -292,7 +292,8 @@ class TrackManager:
             if tr is None:
                 continue
             box_then, held_then = tr.box_at(stamp, self.cfg.association.max_coast_s)
-            if not (held_then and tr.visible and _inside_fraction(box_then, keyframe.shape) >= self.cfg.min_visible):
+            in_view = _inside_fraction(box_then, keyframe.shape) >= self.cfg.min_visible
+            if not (held_then and tr.visible and in_view):
                 continue   # the engine could not have seen it there
             tr.misses += 1
             if tr.state == TrackState.TENTATIVE or tr.misses >= self.cfg.max_keyframe_misses:
@@ -343,7 +344,8 @@ class TrackManager:
                 current: Frame) -> Track:
         stamp = keyframe.stamp_ns
         box = np.asarray(det.box_xyxy, np.float64)
-        tr = Track(id=self._next_id, label=det.label, target_index=int(det.target_index), score=float(det.score),
+        tr = Track(id=self._next_id, label=det.label, target_index=int(det.target_index),
+                   score=float(det.score),
                    state=TrackState.TENTATIVE, box=box, created_ns=stamp, last_seen_ns=stamp,
                    last_verified_ns=stamp, appearance=app, mask_patch=mask_patch(det.mask, det.box_xyxy))
         tr.history.horizon_ns = int(self.cfg.history_s * 1e9)
@@ -357,7 +359,8 @@ class TrackManager:
             tr.confidence = 0.0
         return tr
 
-    def _place(self, tr: Track, box: np.ndarray, current: Frame, origin: Optional[Frame]) -> Optional[np.ndarray]:
+    def _place(self, tr: Track, box: np.ndarray, current: Frame,
+               origin: Optional[Frame]) -> Optional[np.ndarray]:
         """Start the tracker on ``tr`` at ``box`` (in ``origin``, else in ``current``); update its state."""
         if tr.appearance is None:
             return None
@@ -406,7 +409,7 @@ class TrackManager:
 
     # -- output -----------------------------------------------------------------------------------
     def detections(self, with_masks: bool = False) -> List[Detection]:
-        """The published view of the last frame: the target first, then the other held tracks by score.
+        """Return the published view of the last frame: the target first, then the other held tracks by score.
 
         Empty while there is no target or the target is lost (detection 0 is always the target).
         """

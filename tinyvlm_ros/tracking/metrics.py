@@ -1,13 +1,12 @@
-"""Tracking quality against ground truth: CLEAR-MOT and identity metrics from ``motmetrics``, plus the target's.
+"""Tracking quality against ground truth: CLEAR-MOT and identity metrics from motmetrics, and the target's.
 
 MOTA, MOTP, IDF1, identity switches and fragmentations are computed by the
 standard implementation (motmetrics, the py-motmetrics package); this module
 only feeds it one frame at a time, with IoU distances (a pair below
 ``iou_threshold`` cannot match, as in the MOT benchmarks).  Target-specific
-numbers are counted here: how often detection 0 (the planner's target) moved
-to another ground-truth object ("jumps") and how often its track id changed
-while it stayed on the same object ("target id switches", the motmetrics
-count on a target-only accumulator).
+numbers: the identity switches of the target object (motmetrics' SWITCH
+events of that object), and, counted here, how often detection 0 (the
+planner's target) moved to another ground-truth object ("jumps").
 
 Without identities in the ground truth (a user's bag with boxes only) the
 identity metrics cannot be computed; the self-consistency counters (how often
@@ -74,7 +73,7 @@ class TrackingScore:
 
     def __post_init__(self) -> None:
         self._acc = None
-        self._target_acc = None
+        self._target_identity: Optional[int] = None
         self._has_identities = True
         self._last_target_gt: Optional[int] = None
         self._last_target_id: Optional[int] = None
@@ -101,7 +100,7 @@ class TrackingScore:
             self._has_identities = False
         if self._has_identities:
             if self._acc is None:
-                self._acc, self._target_acc = _accumulator(), _accumulator()
+                self._acc = _accumulator()
             self._acc.update([t.identity for t in truth], hyp_ids, dist)
         # per-detection IoU with its best ground truth, split by how the box was made
         for j, d in enumerate(dets):
@@ -121,18 +120,11 @@ class TrackingScore:
                 if self._last_target_gt is not None and gt != self._last_target_gt:
                     self.target_jumps += 1
                 self._last_target_gt = gt
-        if self._has_identities and target_identity is not None and self._target_acc is not None:
-            k = [i for i, t in enumerate(truth) if t.identity == target_identity]
-            gt_ids = [target_identity] if k else []
-            hyp = hyp_ids[:1]
-            d = dist[k[0]:k[0] + 1, :1] if k and hyp else np.zeros((len(gt_ids), len(hyp)))
-            if k and hyp:
-                self._target_acc.update(gt_ids, hyp, d)
-            else:
-                self._target_acc.update(gt_ids, hyp, np.full((len(gt_ids), len(hyp)), np.nan))
+        if target_identity is not None:
+            self._target_identity = target_identity
 
     def summary(self) -> Dict[str, Any]:
-        """The run's numbers (motmetrics' under ``mot``, None without identities in the truth)."""
+        """Return the run's numbers (motmetrics' under ``mot``, None without identities in the truth)."""
         out: Dict[str, Any] = {
             "frames": self.frames,
             "frames_with_target": self.frames_with_target,
@@ -152,11 +144,10 @@ class TrackingScore:
             mh = mm.metrics.create()
             df = mh.compute(self._acc, metrics=list(MOT_METRICS), name="all")
             out["mot"] = {k: _num(k, df[k].iloc[0]) for k in MOT_METRICS}
-            if self._target_acc is not None and len(self._target_acc.events):
-                tdf = mh.compute(self._target_acc, metrics=["num_switches", "num_fragmentations", "mota"],
-                                 name="target")
-                out["target_id_switches"] = int(tdf["num_switches"].iloc[0])
-                out["target_fragmentations"] = int(tdf["num_fragmentations"].iloc[0])
+            if self._target_identity is not None:
+                ev = self._acc.mot_events
+                out["target_id_switches"] = int(((ev["Type"] == "SWITCH")
+                                                 & (ev["OId"] == self._target_identity)).sum())
         return out
 
 

@@ -64,7 +64,7 @@ class BoxHistory:
         return self._items[0][0] if self._items else None
 
     def at(self, stamp_ns: int) -> Optional[Tuple[np.ndarray, bool]]:
-        """(box, visible) at ``stamp_ns``: interpolated between the neighbouring entries, clamped at the ends."""
+        """(box, visible) at ``stamp_ns``: interpolated between neighbouring entries, clamped at the ends."""
         items = self._items
         if not items:
             return None
@@ -128,8 +128,11 @@ class Track:
         return self.state != TrackState.LOST
 
     def predicted_box(self, stamp_ns: int, max_coast_s: float) -> np.ndarray:
-        """Where a lost track is expected at ``stamp_ns``: last box moved on by its velocity for at most
-        ``max_coast_s`` (objects stop; extrapolating further only spreads the guess)."""
+        """Predict where a lost track is at ``stamp_ns``.
+
+        The last box moved on by its velocity for at most ``max_coast_s`` (objects stop; extrapolating
+        further only spreads the guess).
+        """
         base_ns = self.last_seen_ns
         dt = float(np.clip((stamp_ns - base_ns) * 1e-9, 0.0, max_coast_s))
         return self.box + np.array([dt * self.velocity[0], dt * self.velocity[1]] * 2)
@@ -144,7 +147,7 @@ class Track:
         return got
 
     def mask_in(self, shape: Tuple[int, int]) -> Optional[np.ndarray]:
-        """HxW bool mask: the keyframe mask scaled into the current box (None without a mask)."""
+        """Return an HxW bool mask: the keyframe mask scaled into the current box (None without a mask)."""
         if self.mask_patch is None or not self.mask_patch.any():
             return None
         h, w = shape
