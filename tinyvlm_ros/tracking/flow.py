@@ -6,7 +6,7 @@ frame with pyramidal Lucas-Kanade, forward and backward: a point whose
 backward track does not come home within ``fb_max`` pixels is dropped.  The
 box moves by the median point displacement and scales by the median ratio
 of point-pair distances, so a few points that slide onto a neighbour do not
-drag it.  All objects' points go through one LK call per direction.
+drag it.  Each object's LK runs on a crop around it, not on the whole frame.
 
 Confidence is the smaller of the surviving fraction of points and the
 fraction of the box that still looks like the object, relative to the
@@ -164,27 +164,35 @@ class FlowTracker:
 
     def _flow(self, pa: np.ndarray, pb: np.ndarray, objs: Dict[int, Tuple[np.ndarray, np.ndarray]],
               levels: int, fb: float) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
-        """Carry each object's points from grey image ``pa`` to ``pb``; return survivors' (box, points)."""
-        keys = [k for k, (_, p) in objs.items() if len(p)]
-        if not keys:
-            return {}
-        p0 = np.concatenate([objs[k][1] for k in keys]).reshape(-1, 1, 2).astype(np.float32)
+        """Carry each object's points from grey image ``pa`` to ``pb``; return survivors' (box, points).
+
+        Each object runs on a crop around its points as wide as LK can reach at this pyramid depth:
+        building the pyramids of two whole frames costs more than the tracking itself.
+        """
+        h, w = pa.shape[:2]
+        reach = self.win * 2 ** levels // 2
         win = (self.win, self.win)
-        p1, st1, _ = cv2.calcOpticalFlowPyrLK(pa, pb, p0, None, winSize=win, maxLevel=levels,
-                                              criteria=self._criteria)
-        p2, st2, _ = cv2.calcOpticalFlowPyrLK(pb, pa, p1, None, winSize=win, maxLevel=levels,
-                                              criteria=self._criteria)
-        err = np.linalg.norm((p2 - p0).reshape(-1, 2), axis=1)
-        good = (st1.ravel() == 1) & (st2.ravel() == 1) & (err < fb)
-        p0, p1 = p0.reshape(-1, 2), p1.reshape(-1, 2)
         out: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
-        i = 0
-        for k in keys:
-            box, pts = objs[k]
-            n = len(pts)
-            g = good[i:i + n]
-            src, dst = p0[i:i + n][g], p1[i:i + n][g]
-            i += n
+        for k, (box, pts) in objs.items():
+            if not len(pts):
+                continue
+            x0 = int(max(0, min(pts[:, 0].min(), box[0]) - reach))
+            y0 = int(max(0, min(pts[:, 1].min(), box[1]) - reach))
+            x1 = int(min(w, max(pts[:, 0].max(), box[2]) + reach + 1))
+            y1 = int(min(h, max(pts[:, 1].max(), box[3]) + reach + 1))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                continue
+            ca, cb = pa[y0:y1, x0:x1], pb[y0:y1, x0:x1]
+            off = np.array([x0, y0], np.float32)
+            p0 = (pts - off).reshape(-1, 1, 2).astype(np.float32)
+            p1, st1, _ = cv2.calcOpticalFlowPyrLK(ca, cb, p0, None, winSize=win, maxLevel=levels,
+                                                  criteria=self._criteria)
+            p2, st2, _ = cv2.calcOpticalFlowPyrLK(cb, ca, p1, None, winSize=win, maxLevel=levels,
+                                                  criteria=self._criteria)
+            err = np.linalg.norm((p2 - p0).reshape(-1, 2), axis=1)
+            good = (st1.ravel() == 1) & (st2.ravel() == 1) & (err < fb)
+            src = p0.reshape(-1, 2)[good] + off
+            dst = p1.reshape(-1, 2)[good] + off
             moved = _similarity_update(box, src, dst, self.min_points)
             if moved is not None:
                 out[k] = moved
@@ -206,10 +214,9 @@ def _similarity_update(box: np.ndarray, src: np.ndarray, dst: np.ndarray,
         return None
     scale = 1.0
     if len(src) >= 6:
-        idx = np.random.default_rng(len(src)).integers(0, len(src), (min(200, len(src) ** 2), 2))
-        idx = idx[idx[:, 0] != idx[:, 1]]
-        da = np.linalg.norm(src[idx[:, 0]] - src[idx[:, 1]], axis=1)
-        db = np.linalg.norm(dst[idx[:, 0]] - dst[idx[:, 1]], axis=1)
+        # spread about the median point, before and after: robust to the odd outlier, O(N)
+        da = np.linalg.norm(src - np.median(src, axis=0), axis=1)
+        db = np.linalg.norm(dst - np.median(dst, axis=0), axis=1)
         ok = da > 4.0
         if ok.sum() >= 5:
             scale = float(np.clip(np.median(db[ok] / da[ok]), 0.9, 1.1))
