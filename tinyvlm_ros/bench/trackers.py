@@ -85,6 +85,6 @@ def markdown(rows: Sequence[Dict[str, Any]]) -> str:
     for r in rows:
         iou = "n/a" if r["iou_median"] is None else f"{r['iou_median']:.3f}"
         held = "n/a" if r["held_fraction"] is None else f"{100 * r['held_fraction']:.0f} %"
-        lines.append(f"| {r['tracker']} | {r['sequence']} | {r['objects']} | {r['ms_p50']:.2f} | {r['ms_p95']:.2f} "
-                     f"| {iou} | {held} |")
+        lines.append(f"| {r['tracker']} | {r['sequence']} | {r['objects']} | {r['ms_p50']:.2f} "
+                     f"| {r['ms_p95']:.2f} | {iou} | {held} |")
     return "\n".join(lines) + "\n"
