@@ -53,7 +53,8 @@ class Scene:
         return [o for o in self.objects if o.label == label]
 
 
-def _shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.ndarray:
+def shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.ndarray:
+    """Return the HxW bool mask of one ``shape`` whose ``size``-pixel square box starts at (x0, y0)."""
     yy, xx = np.mgrid[0:h, 0:w]
     if shape == "block":
         m = (xx >= x0) & (xx < x0 + size) & (yy >= y0) & (yy < y0 + size)
@@ -70,6 +71,15 @@ def _shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.n
     else:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     return m
+
+
+def table_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Return an HxWx3 float array of the textured grey table: low-frequency shading plus pixel noise."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 150 + 20 * np.sin(xx / 97.0 + rng.uniform(0, 6)) * np.cos(yy / 71.0)
+    img = np.repeat(base[..., None], 3, axis=2)
+    img += rng.normal(0, 4, img.shape)
+    return img
 
 
 def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: int = 4,
@@ -106,7 +116,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
             used.add((c, s))
             names.append(f"{c} {s}")
         labels = names
-    img = _table(rng, width, height)
+    img = table_texture(rng, height, width)
     occupied = np.zeros((height, width), bool)
     objects: List[SceneObject] = []
     for label in labels:
@@ -115,7 +125,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
             size = int(rng.integers(lo, hi + 1))
             x0 = int(rng.integers(2, width - size - 2))
             y0 = int(rng.integers(2, height - size - 2))
-            m = _shape_mask(shape, height, width, x0, y0, size)
+            m = shape_mask(shape, height, width, x0, y0, size)
             pad = np.zeros_like(occupied)
             pad[max(0, y0 - 6):y0 + size + 6, max(0, x0 - 6):x0 + size + 6] = True
             if not (occupied & pad).any():
@@ -144,7 +154,7 @@ def place_scene(placements: Sequence[Tuple[str, float, float, int]], width: int 
         ValueError: an unknown label, an object outside the frame, or two objects closer than 6 px.
     """
     rng = np.random.default_rng(seed)
-    img = _table(rng, width, height)
+    img = table_texture(rng, height, width)
     occupied = np.zeros((height, width), bool)
     objects: List[SceneObject] = []
     for label, cx, cy, size in placements:
@@ -152,7 +162,7 @@ def place_scene(placements: Sequence[Tuple[str, float, float, int]], width: int 
         x0, y0 = int(round(cx - size / 2.0)), int(round(cy - size / 2.0))
         if x0 < 0 or y0 < 0 or x0 + size > width or y0 + size > height:
             raise ValueError(f"{label!r} at ({cx}, {cy}) size {size} does not fit in {width}x{height}")
-        m = _shape_mask(shape, height, width, x0, y0, int(size))
+        m = shape_mask(shape, height, width, x0, y0, int(size))
         pad = np.zeros_like(occupied)
         pad[max(0, y0 - 6):y0 + size + 6, max(0, x0 - 6):x0 + size + 6] = True
         if (occupied & pad).any():
@@ -167,15 +177,6 @@ def _split_label(label: str) -> Tuple[str, str]:
     if len(parts) != 2 or parts[0] not in COLOURS or parts[1] not in SHAPES:
         raise ValueError(f"scene label must be '<colour> <shape>', got {label!r}")
     return parts[0], parts[1]
-
-
-def _table(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """Textured grey table, float HxWx3: low-frequency shading plus pixel noise."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = 150 + 20 * np.sin(xx / 97.0 + rng.uniform(0, 6)) * np.cos(yy / 71.0)
-    img = np.repeat(base[..., None], 3, axis=2)
-    img += rng.normal(0, 4, img.shape)
-    return img
 
 
 def _paint(img: np.ndarray, rng: np.random.Generator, colour: str, shape: str, m: np.ndarray) -> SceneObject:
