@@ -139,6 +139,9 @@ RELATION_ROWS = [
     ("the green ball left of the yellow block", "green ball {left_of: yellow block}"),
     ("the block under the green ball", "block {below: green ball}"),
     ("the ball that is between the blocks", "ball {between: block x2}"),
+    ("take the apple out of the basket", "apple {from: basket}"),
+    ("pick up the screwdriver from the toolbox", "screwdriver {from: toolbox}"),
+    ("grab whichever cup is closest to the plate", "cup {nearest: plate}"),
 ]
 
 ORDINAL_COUNT_ROWS = [
@@ -166,6 +169,7 @@ ORDINAL_COUNT_ROWS = [
     ("both of the knives", "knife x2"),
     ("the boxes", "box x*"),
     ("grab three red balls", "red ball x3"),
+    ("point at the leftmost two cups", "cup[left] x2"),
 ]
 
 NEGATION_ROWS = [

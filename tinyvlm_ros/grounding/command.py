@@ -17,10 +17,10 @@ _ORDINAL_WORDS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", 
                   8: "eighth", 9: "ninth", 10: "tenth"}
 
 #: Relation kinds the resolver decides (docs/commands.md defines each one).
-RELATIONS = ("left_of", "right_of", "above", "below", "near", "nearest", "far", "in", "on", "between")
+RELATIONS = ("left_of", "right_of", "above", "below", "near", "nearest", "far", "in", "on", "from", "between")
 RELATION_TEXT = {"left_of": "left of", "right_of": "right of", "above": "above", "below": "below",
                  "near": "next to", "nearest": "nearest to", "far": "farthest from", "in": "in", "on": "on",
-                 "between": "between"}
+                 "from": "in or on", "between": "between"}
 
 
 class CommandError(ValueError):

@@ -80,6 +80,7 @@ RELATION_WORDS: Dict[str, str] = {
     "in": "in", "inside": "in", "within": "in", "inside of": "in",
     "on": "on", "upon": "on",
     "between": "between", "in between": "between", "betwixt": "between",
+    "from": "from", "out of": "from", "off": "from", "from inside": "from", "from within": "from",
 }
 
 #: Spatial relations that cannot be decided from one image, with the reason given to the user.
@@ -91,7 +92,7 @@ UNSUPPORTED_RELATIONS: Dict[str, str] = {
     "facing": "needs object orientation", "around": "is not a position",
     "beyond": "needs depth order", "against": "needs contact", "among": "needs a group",
     "amongst": "needs a group", "amid": "needs a group", "outside": "is not supported yet",
-    "outside of": "is not supported yet", "out of": "is not supported yet", "along": "is not a position",
+    "outside of": "is not supported yet", "along": "is not a position",
     "through": "is not a position", "past": "is not a position",
 }
 
@@ -144,7 +145,7 @@ VOCATIVES = frozenset(("robot", "bot", "buddy"))
 
 #: Determiners and articles, dropped from the phrase.
 DETERMINERS = frozenset(("the", "a", "an", "some", "this", "that", "these", "those", "my", "your", "our",
-                         "his", "her", "their", "its", "any", "of"))
+                         "his", "her", "their", "its", "any", "of", "whichever", "which"))
 
 #: Count words -> number of objects asked for (0 = every instance).
 COUNT_WORDS: Dict[str, int] = {

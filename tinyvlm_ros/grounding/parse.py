@@ -424,6 +424,10 @@ class _Parser:
             w = self.word()
             if self.kind() != "w":
                 break
+            if w in lx.COUNT_WORDS and not np_.count_given and not np_.words:  # "the leftmost two cups"
+                np_.count, np_.count_given = lx.COUNT_WORDS[w], True
+                self.take()
+                continue
             if w in ("one", "ones") and not np_.head_one:
                 np_.head_one = True
                 if w == "ones" and not np_.count_given:
@@ -469,7 +473,7 @@ class _Parser:
     def _postmods(self, np_: _NP, placing: bool, allow_exclusion: bool) -> None:
         while self.i < self.n:
             start = self.i
-            if self.word() in _PARTICLES:  # "set the mug down on the coaster"
+            if self.word() in _PARTICLES and not self.match(_RELATIONS):  # "set the mug down on the coaster"
                 self.take()
                 continue
             if self.kind() == "thr":

@@ -112,7 +112,8 @@ def relation_rank(kind: str, c: Sequence[float], r: Sequence[float]) -> Optional
     """Rank of candidate box ``c`` for a one-reference relation ``kind`` to reference box ``r``."""
     if kind in ("left_of", "right_of", "above", "below"):
         return direction_rank(kind, c, r)
-    rules = {"near": near_rank, "nearest": nearest_rank, "far": far_rank, "in": in_rank, "on": on_rank}
+    rules = {"near": near_rank, "nearest": nearest_rank, "far": far_rank, "in": in_rank, "on": on_rank,
+             "from": on_rank}  # "the apple from the bowl": in it or on it, which is what "on" accepts
     if kind not in rules:
         raise ValueError(f"relation {kind!r} takes two references or is unknown")
     return rules[kind](c, r)
