@@ -259,6 +259,9 @@ FOREIGN_WORDS = frozenset((
 ))
 
 
-def sorted_phrases(phrases) -> Tuple[Tuple[str, ...], ...]:
-    """Split multi-word entries into word tuples, longest first (for longest-match lookup)."""
-    return tuple(sorted({tuple(p.split()) for p in phrases}, key=len, reverse=True))
+def sorted_phrases(phrases) -> Dict[str, Tuple[Tuple[str, ...], ...]]:
+    """Index multi-word entries by their first word: word tuples, longest first (longest-match lookup)."""
+    index: Dict[str, list] = {}
+    for entry in sorted({tuple(p.split()) for p in phrases}, key=len, reverse=True):
+        index.setdefault(entry[0], []).append(entry)
+    return {w: tuple(v) for w, v in index.items()}

@@ -206,7 +206,9 @@ class _Parser:
     def match(self, table, i: Optional[int] = None) -> int:
         """Length of the longest entry of ``table`` (word tuples) starting at token ``i``; 0 if none."""
         i = self.i if i is None else i
-        for entry in table:
+        if i >= self.n or self.t[i].kind != "w":
+            return 0
+        for entry in table.get(self.t[i].word, ()):
             k = len(entry)
             if i + k <= self.n and all(self.t[i + j].kind == "w" and self.t[i + j].word == entry[j]
                                        for j in range(k)):
