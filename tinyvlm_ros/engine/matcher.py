@@ -99,6 +99,10 @@ class ClipMatcher:
 
         return mask_crop(image, cand.box, self.cfg.image_size, self._fill, inside, self.crop_margin)
 
+    def crop_region(self, image: np.ndarray, box, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        """Crop of a box (a tracked object), masked like :meth:`crop` when an HxW bool ``mask`` is given."""
+        return mask_crop(image, box, self.cfg.image_size, self._fill, mask, self.crop_margin)
+
     def to_pixel_values(self, crops: np.ndarray) -> np.ndarray:
         """Uint8 [N, R, R, 3] RGB -> float32 [N, 3, R, R] CLIP-normalised (as open_clip's transform)."""
         return clip_pixel_values(crops, self.cfg.mean, self.cfg.std)
