@@ -34,5 +34,5 @@ def test_launch_arguments_documented():
     tree = ast.parse(LAUNCH.read_text())
     names = {ast.literal_eval(n.args[0]) for n in ast.walk(tree)
              if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "DeclareLaunchArgument"}
-    assert names == {"namespace", "image", "command", "params_file", "backend", "serial_port",
+    assert names == {"namespace", "image", "command", "params_file", "backend", "model_dir", "serial_port",
                      "use_sim_time", "compressed"}

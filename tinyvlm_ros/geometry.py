@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Tuple
+
+import numpy as np
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -12,3 +14,11 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / ua) if ua > 0 else 0.0
+
+
+def box_mask(box_xyxy: Sequence[float], frame_hw: Tuple[int, int]) -> np.ndarray:
+    """Return an HxW bool mask that is True inside a pixel box (rounded to whole pixels, clipped)."""
+    m = np.zeros(tuple(frame_hw), bool)
+    x0, y0, x1, y1 = (int(round(v)) for v in box_xyxy)
+    m[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+    return m
