@@ -77,7 +77,7 @@ def generate_launch_description():
         DeclareLaunchArgument("use_sim_time", default_value="",
                               description="true: use /clock (empty: as params_file says)"),
         DeclareLaunchArgument("compressed", default_value="",
-                              description="true: subscribe to <image>/compressed (sensor_msgs/CompressedImage); "
+                              description="true: subscribe to <image>/compressed (CompressedImage); "
                                           "false: raw (empty: as params_file says)"),
     ]
     return LaunchDescription(args + [OpaqueFunction(function=_node)])
