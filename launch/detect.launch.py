@@ -31,7 +31,7 @@ OVERRIDES = {
 
 
 def _overrides(context) -> dict:
-    """The parameters of the launch arguments the user gave (non-empty), converted."""
+    """Return the parameters of the launch arguments the user gave (non-empty), converted."""
     out = {}
     for arg, (name, convert) in OVERRIDES.items():
         value = LaunchConfiguration(arg).perform(context)

@@ -80,7 +80,7 @@ class NodeReport:
 
     @property
     def ready(self) -> bool:
-        """True while the node takes frames (active); a degraded backend shows in the diagnostics level."""
+        """Return True while the node takes frames (active); a degraded backend shows in the level."""
         return self.state == "active"
 
 

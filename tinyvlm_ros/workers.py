@@ -118,7 +118,7 @@ class FrameWorker:
 
     @property
     def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`; a handler checks it before publishing."""
+        """Return True between :meth:`start` and :meth:`stop`; a handler checks it before publishing."""
         return self._running.is_set()
 
     def start(self) -> None:

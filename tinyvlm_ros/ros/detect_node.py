@@ -250,7 +250,7 @@ class DetectNode(Node):
             self._pairer.clear()
 
     def image_topic(self) -> str:
-        """Resolved name of the image topic the node subscribes to (or would)."""
+        """Return the resolved name of the image topic the node subscribes to (or would)."""
         compressed = self._cfg.get("image_transport", self.param("image_transport")) == "compressed"
         return self.resolve_topic_name("image/compressed" if compressed else "image")
 
