@@ -126,16 +126,19 @@ class DetectNode(Node):
         self._cfg = {p.name: self.param(p.name) for p in params.PARAMS}
         try:
             engine = backends.make_engine(self._cfg)
-        except (FileNotFoundError, ValueError, OSError, ConnectionError, ImportError) as exc:
-            self._last_error = str(exc)
-            self.get_logger().error(f"configure failed: {exc}")
+        except Exception as exc:
+            # the expected kinds explain themselves; others (e.g. ONNX Runtime refusing a corrupt
+            # model) keep their type name so the reason is never empty
+            expected = isinstance(exc, (FileNotFoundError, ValueError, OSError, ConnectionError, ImportError))
+            self._last_error = str(exc) if expected and str(exc) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self._last_error}")
             self._set_state("unconfigured")
             return TransitionCallbackReturn.FAILURE
+        self._last_error = ""
         self.engine.set(engine)
         self._outputs.configure(bool(self._cfg["use_depth"]))
         if self._cfg["use_depth"]:
             self._pairer = StampPairer(("depth", "camera_info"), float(self._cfg["depth_tolerance_s"]))
-        self._last_error = ""
         self.get_logger().info(f"configured: backend {self._cfg['backend']}, models {self.engine.describe()}")
         self._set_state("inactive")
         return TransitionCallbackReturn.SUCCESS

@@ -7,7 +7,7 @@ frame's header, so a consumer pairs them by stamp.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 from rclpy.lifecycle import Node
@@ -72,8 +72,8 @@ class Outputs:
         return "detections_3d" in self._pubs
 
     def publish_3d(self, header: Header, frame_hw: Sequence[int], detections: Sequence[Detection],
-                   depth_msg: Image, info: CameraInfo, depth_scale: float) -> Optional[str]:
-        """Publish the 3D boxes of a frame from its paired depth image; return a problem or None.
+                   depth_msg: Image, info: CameraInfo, depth_scale: float) -> None:
+        """Publish the 3D boxes of a frame from the depth image and camera_info paired with it.
 
         Raises:
             ValueError: the depth image or camera_info cannot be used (the reason says why).
@@ -83,4 +83,3 @@ class Outputs:
         boxes = depth.detection_boxes(d, detections, info.k, (int(frame_hw[0]), int(frame_hw[1])))
         out_header = Header(stamp=header.stamp, frame_id=depth_msg.header.frame_id or header.frame_id)
         self._pubs["detections_3d"].publish(convert.detections_3d_msg(out_header, detections, boxes))
-        return None
