@@ -48,14 +48,40 @@ def executable(name: str) -> Path:
 
 
 def isolated_domain() -> int:
-    """Pick a DDS domain for this test process so parallel runs do not hear each other."""
+    """Pick a DDS domain for this test process so parallel runs do not hear each other.
+
+    The domain is claimed with an exclusive lock file held for the life of the process,
+    so two test processes on this machine (parallel runs, other clones) never share one.
+    Child processes inherit it through ROS_DOMAIN_ID.
+    """
     dom = os.environ.get("TINYVLM_TEST_DOMAIN")
     if dom is None:
-        dom = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 100))
+        dom = str(_claim_domain())
         os.environ["TINYVLM_TEST_DOMAIN"] = dom
     os.environ["ROS_DOMAIN_ID"] = dom
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return int(dom)
+
+
+_domain_lock = None
+
+
+def _claim_domain() -> int:
+    import fcntl
+
+    global _domain_lock
+    start = random.Random(os.getpid() ^ time.time_ns()).randint(0, 100)
+    for k in range(101):
+        dom = 1 + (start + k) % 101      # 1..101: the ids whose DDS ports stay below the ephemeral range
+        f = open(Path(tempfile.gettempdir()) / f"tinyvlm-dds-domain-{dom}.lock", "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _domain_lock = f                 # held (open) until this process exits
+        return dom
+    return 1 + start % 101               # every id is taken: share one rather than fail
 
 
 def start_node(name: str, ros_args: Optional[List[str]] = None, log_path: Optional[Path] = None,

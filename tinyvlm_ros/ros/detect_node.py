@@ -249,6 +249,9 @@ class DetectNode(Node):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
+        # a frame that arrived while the worker stopped must not be processed after a later activate
+        if self._slot.take(timeout=0.0) is not None:
+            self.counters.inc("frames_dropped")
         if self._pairer is not None:
             self._pairer.clear()
 
