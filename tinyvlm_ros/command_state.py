@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Tuple
 
-from tinyvlm_ros.command import parse_command
+from tinyvlm_ros.grounding import parse_command
 
 #: Longer commands are refused before parsing (a 10 kB string is not a command).
 MAX_COMMAND_CHARS = 500
@@ -78,8 +78,9 @@ class CommandState:
     """The standing command of the topic path and the command id counter (thread-safe).
 
     Args:
-        parse: text -> parsed command (with ``phrases`` and ``targets``); raises ValueError
-            for text it cannot use.
+        parse: text -> parsed command (with ``phrases`` and ``targets``; engines take it as it
+            is); raises ValueError for text it cannot use.  The grounding parser by default;
+            a closure over a :class:`tinyvlm_ros.grounding.CommandHistory` resolves "it".
     """
 
     def __init__(self, parse: Callable[[str], Any] = parse_command) -> None:

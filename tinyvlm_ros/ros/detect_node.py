@@ -323,7 +323,7 @@ class DetectNode(Node):
             return
         t_decoded = time.perf_counter()
         try:
-            result = self.engine.detect(rgb, cmd.text, score_threshold=self.threshold(),
+            result = self.engine.detect(rgb, cmd.parsed, score_threshold=self.threshold(),
                                         max_detections=int(self.param("max_detections")),
                                         mode=self.param("mode"))
         except Exception:

@@ -78,7 +78,7 @@ class DetectService:
                 raise _BadImage(str(exc)) from None
             # waiting for the engine (busy with a camera frame) stops at the caller's deadline,
             # so an abandoned call never runs inference later
-            return node.engine.detect(rgb, cmd.text, score_threshold=threshold, max_detections=max_det,
+            return node.engine.detect(rgb, cmd.parsed, score_threshold=threshold, max_detections=max_det,
                                       mode=mode, timeout=max(0.0, deadline - time.monotonic()))
 
         try:
