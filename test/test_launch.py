@@ -75,8 +75,8 @@ def test_params_file_backend_holds_and_a_given_argument_overrides_it(ros2, model
                       "    diagnostics_period_s: 0.2\n")
     # the same file twice: as it is (backend mcu, an MCU that does not answer) and with backend:=local
     arm = _launch(ros2, [f"params_file:={params}", "namespace:=arm"], tmp_path / "arm.log")
-    cam2 = _launch(ros2, [f"params_file:={params}", "namespace:=cam2", "backend:=local"],
-                   tmp_path / "cam2.log")
+    cam2 = _launch(ros2, [f"params_file:={params}", "namespace:=cam2", "backend:=local",
+                          "image:=/cam2/rgb", "compressed:=true"], tmp_path / "cam2.log")
     try:
         with ros_node() as n:
             status = {"arm": [], "cam2": []}
@@ -99,6 +99,9 @@ def test_params_file_backend_holds_and_a_given_argument_overrides_it(ros2, model
             assert st.backend == "local" and st.ready
             # the file's model_dir holds too
             assert {kv.key: kv.value for kv in st.models}["model_dir"] == str(models)
+            # compressed:=true subscribes to <image>/compressed
+            assert spin_until(n, lambda: n.count_subscribers("/cam2/rgb/compressed") == 1, 10, cam2)
+            assert n.count_subscribers("/cam2/rgb") == 0
 
             # each namespaced node reports under its fully qualified name
             names = ("/arm/detect_node: detector", "/cam2/detect_node: detector")
