@@ -53,6 +53,9 @@ PARAMS: Tuple[Param, ...] = (
           "detection i)"),
     Param("use_depth", False, "also publish vision_msgs/Detection3DArray from 'depth' + 'camera_info'",
           reconfigure=True),
+    Param("depth_tolerance_s", 0.05, "largest stamp difference between a frame and the depth image and "
+          "camera_info used for its 3D boxes; a frame without both within it gets no detections_3d (counted "
+          "in diagnostics)", range=(0.0, 1.0), reconfigure=True),
     Param("depth_scale", 0.001, "metres per unit of a 16UC1 depth image", range=(1e-6, 10.0)),
     Param("serial_port", "", "MCU serial port or pyserial URL (/dev/ttyACM0, socket://127.0.0.1:5555)",
           reconfigure=True),
