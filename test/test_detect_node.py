@@ -248,7 +248,8 @@ def test_floods_and_garbage_are_counted_and_the_node_keeps_answering(models, tmp
             c = Client(n)
             c.wait_ready(proc)
             # frames before any command are counted as skipped, never processed
-            for _ in range(4):
+            early = 4
+            for _ in range(early):
                 c.image(scene.image)
                 spin_until(n, lambda: False, 0.3, proc)
             v = c.wait_diag(proc, lambda v: int(v.get("frames_skipped_no_command", 0)) >= 1)
@@ -267,7 +268,7 @@ def test_floods_and_garbage_are_counted_and_the_node_keeps_answering(models, tmp
             # DDS itself may drop frames the callback never sees (keep-last 1 on a busy
             # machine); of those that arrive, the slow worker takes only the newest.
             st = c.latest_status(proc, lambda s: s.frames_received >= 5 and s.frames_dropped > 0)
-            assert st.frames_received <= sent
+            assert st.frames_received <= sent + early
             assert st.frames_processed < st.frames_received
             assert st.frames_processed + st.frames_dropped <= st.frames_received
             assert _rss_kb(proc.pid) - rss0 < 100_000, "node memory grew by > 100 MB under a 60 Hz flood"
