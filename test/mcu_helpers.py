@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from tinyvlm_ros.mcu.blob import Model, Table, unpack_model, unpack_table
 from tinyvlm_ros.mcu.export import DEFAULT_MODEL_PATH, table_from_embeddings
-from tinyvlm_ros.mcu.link import InferResult, McuLink
+from tinyvlm_ros.mcu.link import InferResult, McuLink, ram_row
 from tinyvlm_ros.mcu import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,19 +48,25 @@ def box_tuples(boxes: Sequence) -> List[tuple]:
     return out
 
 
-def check_bit_exact(link: McuLink, model: Model, table_blob: bytes, rng: np.random.Generator, n: int,
-                    rows: Sequence[int], read_embed_every: int = 1) -> int:
-    """Run n frames on the device and the reference; assert scores, boxes (and embeddings) are equal."""
-    table: Table = unpack_table(table_blob)
+def check_bit_exact(link: McuLink, model: Model, table_blob: Optional[bytes], rng: np.random.Generator, n: int,
+                    rows: Sequence[int], read_embed_every: int = 1, vocab_blob: Optional[bytes] = None,
+                    vocab_rows: Sequence[int] = ()) -> int:
+    """Run n frames on the device and the reference; assert scores, boxes (and embeddings) are equal.
+
+    ``rows`` are RAM table rows, ``vocab_rows`` flash vocabulary rows; the query names both.
+    """
+    table: Optional[Table] = unpack_table(table_blob) if table_blob is not None else None
+    vocab: Optional[Table] = unpack_table(vocab_blob) if vocab_blob is not None else None
+    ids = [ram_row(r) for r in rows] + list(vocab_rows)
     checked = 0
     for i in range(n):
         thr = float(rng.uniform(-0.05, 0.3))
         max_boxes = int(rng.integers(1, 17))
-        link.set_query(rows, threshold=thr, max_boxes=max_boxes)
+        link.set_query(ids, threshold=thr, max_boxes=max_boxes)
         img = random_frame(rng, model, i)
         res: InferResult = link.infer(img, want_scores=True)
         thr_q = int(round(thr * 32768))
-        emb, scores, boxes = ref.infer(model, table, img, rows, thr_q, max_boxes)
+        emb, scores, boxes = ref.infer(model, table, img, ids, thr_q, max_boxes, vocab=vocab)
         np.testing.assert_array_equal(res.scores, scores, err_msg=f"scores differ on frame {i}")
         assert box_tuples(res.boxes) == box_tuples(boxes), f"boxes differ on frame {i}"
         if read_embed_every and i % read_embed_every == 0:

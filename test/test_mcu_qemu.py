@@ -14,7 +14,7 @@ from tinyvlm_ros.mcu.blob import pack_model
 from tinyvlm_ros.mcu.codec import encode_frame
 from tinyvlm_ros.mcu.emulate import Emulator, build, qemu_available
 from tinyvlm_ros.mcu.export import random_model
-from tinyvlm_ros.mcu.link import McuLink
+from tinyvlm_ros.mcu.link import McuLink, ram_row
 
 pytestmark = pytest.mark.skipif(not qemu_available(), reason="qemu-system-arm not installed "
                                 "(tools/ros_env/apt.sh installs it)")
@@ -44,7 +44,7 @@ def test_m4_bit_exact(m4):
 def test_m4_work_counter_within_budget(m4):
     rng = np.random.default_rng(12)
     m4.load_table(random_table(rng, rows=8, dims=64))
-    m4.set_query([0, 1, 2, 3])
+    m4.set_query([ram_row(i) for i in range(4)])
     res = m4.infer(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
     instructions = res.ticks * 1000 / m4.info["ticks_per_kinstr"]
     assert 1e6 < instructions < 20e6

@@ -1,10 +1,15 @@
 """The microcontroller engine: :class:`McuEngine` implements :class:`tinyvlm_ros.types.Engine`.
 
-Text never runs on the MCU.  The host embeds each target phrase (``text_embed``,
-e.g. the CLIP text tower), keeps a Matryoshka prefix of ``dims``, quantizes it to
-int8 with a per-row scale and loads the rows into the MCU's table; each frame is
-resized to the MCU's input size, sent, and the boxes that come back in grid cells
-are mapped to pixels of the original frame.
+Text never runs on the MCU.  A target phrase the device's flash vocabulary holds
+is named by its row there (looked up by phrase hash, nothing uploaded); any other
+phrase is embedded on the host (``text_embed``, e.g. the CLIP text tower), cut to
+a Matryoshka prefix of ``dims``, quantized to int8 with a per-row scale and loaded
+into the MCU's RAM table.  Host-camera mode (:meth:`McuEngine.detect`): each frame
+is resized to the MCU's input size and sent, and the boxes that come back in grid
+cells are mapped to pixels of the original frame.  Device-camera mode
+(:meth:`McuEngine.capture`): the MCU grabs the frame from its own camera; the
+reply carries the capture time on the device clock, which
+:class:`tinyvlm_ros.mcu.clock.ClockSync` translates into the host's clock.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from tinyvlm_ros.command import parse_targets
-from tinyvlm_ros.mcu.export import table_from_embeddings
-from tinyvlm_ros.mcu.link import McuLink
+from tinyvlm_ros.mcu import protocol_constants as pc
+from tinyvlm_ros.mcu.blob import pack_table, quantize_table
+from tinyvlm_ros.mcu.clock import ClockSync, HostClock
+from tinyvlm_ros.mcu.link import InferResult, McuLink, ram_row
+from tinyvlm_ros.mcu.vocab import phrase_hash
 from tinyvlm_ros.types import Detection, DetectionResult, Engine
 
 log = logging.getLogger(__name__)
@@ -31,10 +40,15 @@ def split_command(command: Union[str, Sequence[str]]) -> List[str]:
     return parse_targets(command).phrases
 
 
+#: text id of :func:`hash_text_embed` (a table's rows say which embedder made them)
+HASH_TEXT_ID = zlib.crc32(b"tinyvlm hash_text_embed v1")
+
+
 def hash_text_embed(phrases: List[str], dim: int = 128) -> np.ndarray:
     """Deterministic pseudo-random unit embeddings per phrase: a stand-in when no text tower is plugged in.
 
-    Not semantic: useful for wiring, tests and random-weight firmware only.
+    Not semantic: useful for wiring, tests and random-weight firmware only.  Its text id is
+    :data:`HASH_TEXT_ID`.
     """
     out = np.empty((len(phrases), dim), np.float32)
     for i, p in enumerate(phrases):
@@ -57,6 +71,26 @@ def resize_input(image: np.ndarray, width: int, height: int) -> np.ndarray:
         return np.ascontiguousarray(image[ys][:, xs])
 
 
+@dataclass
+class CaptureInfo:
+    """Where and when a device-camera frame was taken.
+
+    Attributes:
+        device_us: capture time on the device clock (microseconds since its boot).
+        stamp_ns: the same instant on the host clock the engine was given (ROS time in the node).
+        error_ns: bound of ``stamp_ns``'s error (half the best clock round trip, plus drift).
+        width, height: the device frame's size (the boxes' pixel frame).
+        thumbnail: uint8 [h, w, c] thumbnail of the frame when asked for, else None.
+    """
+
+    device_us: int
+    stamp_ns: int
+    error_ns: int
+    width: int
+    height: int
+    thumbnail: Optional[np.ndarray] = None
+
+
 class McuEngine:
     """Detection on a microcontroller running the TinyVLM firmware.
 
@@ -70,6 +104,12 @@ class McuEngine:
         max_detections: default box limit (1..32).
         fallback: an engine used while the MCU is unreachable; None raises ConnectionError instead.
         split: command -> target phrases (default :func:`split_command`).
+        text_id: identity of ``text_embed`` (:func:`tinyvlm_ros.mcu.vocab.text_id`); flash vocabulary rows are
+            used only when the vocabulary was made by the same embedder (same text id and prefix); 0 never
+            uses them.
+        host_clock: host time base in ns for device-camera stamps (default ``time.time_ns``; the node passes
+            its ROS clock).
+        allow_random_model: accept a device whose model has random weights (wiring tests only).
     """
 
     name = "mcu"
@@ -80,7 +120,9 @@ class McuEngine:
                  baud: int = 921600, timeout: float = 2.0, score_threshold: float = 0.25,
                  max_detections: int = 8,
                  fallback: Optional[Engine] = None,
-                 split: Callable[[Union[str, Sequence[str]]], List[str]] = split_command) -> None:
+                 split: Callable[[Union[str, Sequence[str]]], List[str]] = split_command,
+                 text_id: int = 0, host_clock: HostClock = time.time_ns,
+                 allow_random_model: bool = False) -> None:
         if dims <= 0 or dims % 4:
             raise ValueError(f"dims must be a positive multiple of 4, got {dims}")
         if not 1 <= max_detections <= 32:
@@ -92,11 +134,18 @@ class McuEngine:
         self.max_detections = max_detections
         self.fallback = fallback
         self.split = split
+        self.text_id = int(text_id)
+        self.allow_random_model = allow_random_model
+        self.clock = ClockSync(host_clock)
         self.degraded = False
         self.last_error = ""
-        self._phrases: List[str] = []
+        self._phrases: List[str] = []            # RAM table rows, in order
         self._embeddings: Optional[np.ndarray] = None
         self._loaded: List[str] = []
+        self._loaded_table: Optional[int] = None  # table hash the device reported for what we loaded
+        self._vocab_key: Optional[tuple] = None   # (vocab hash, rows, dims) the cache below belongs to
+        self._vocab_ids: Dict[str, Optional[int]] = {}
+        self._vocab_note = ""
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> "McuEngine":
@@ -106,6 +155,11 @@ class McuEngine:
         info = self.link.info
         if not info.get("model_ok"):
             raise ValueError(f"MCU at {self.link.url} has no valid model")
+        if info.get("model_flags", 0) & pc.ModelFlag.RANDOM_WEIGHTS and not self.allow_random_model:
+            raise ValueError(f"the MCU at {self.link.url} runs a model with random weights "
+                             f"(model id {info['model_id']:08x}): its boxes mean nothing. Train one with "
+                             "`tinyvlm mcu distill`, run it on the device and give its directory as "
+                             "mcu_model_dir (allow_random_model / mcu_allow_random_model only for wiring tests)")
         limit = min(info["embed_dim"], info["table_max_dims"])
         if self.dims > limit:
             raise ValueError(f"dims {self.dims} exceed what the MCU holds ({limit})")
@@ -121,42 +175,83 @@ class McuEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ table
+    # ------------------------------------------------------------------ rows
+    def _vocab_usable(self) -> bool:
+        """Tell whether the device's flash vocabulary was made by this engine's embedder at its prefix."""
+        info = self.link.info
+        why = ""
+        if not info.get("vocab_rows"):
+            why = "none on the device"
+        elif not self.text_id or info.get("vocab_text_id") != self.text_id:
+            why = (f"made by another text embedder (text id {info.get('vocab_text_id', 0):08x}, "
+                   f"this engine {self.text_id:08x})")
+        elif info.get("vocab_dims") != self.dims:
+            why = f"keeps {info.get('vocab_dims')} dims, this engine {self.dims}"
+        note = f"{info.get('vocab_rows', 0)} rows, not used: {why}" if why else f"{info['vocab_rows']} rows, used"
+        if note != self._vocab_note and info.get("vocab_rows"):
+            (log.warning if why else log.info)("MCU flash vocabulary: %s", note)
+        self._vocab_note = note
+        return not why
+
+    def _vocab_rows(self, targets: List[str]) -> Dict[str, Optional[int]]:
+        """Flash vocabulary row of each target (None: not there), looked up once per vocabulary."""
+        info = self.link.info
+        key = (info.get("vocab_hash"), info.get("vocab_rows"), info.get("vocab_dims"))
+        if key != self._vocab_key:
+            self._vocab_key, self._vocab_ids = key, {}
+        if not self._vocab_usable():
+            return {t: None for t in targets}
+        unknown = [t for t in targets if t not in self._vocab_ids]
+        if unknown:
+            ids = self.link.vocab_lookup([phrase_hash(t) for t in unknown])
+            for t, i in zip(unknown, ids):
+                # only flash rows: RAM rows are ours and tracked below
+                self._vocab_ids[t] = i if i != pc.ROW_NONE and not i & pc.ROW_RAM else None
+        return {t: self._vocab_ids[t] for t in targets}
+
     def _ensure_rows(self, targets: List[str]) -> List[int]:
-        """Make sure every target has a table row on the device; return their row indices."""
+        """Row ids for the targets: flash vocabulary rows where it has them, RAM table rows for the rest."""
+        in_flash = self._vocab_rows(targets)
+        need = [t for t in targets if in_flash[t] is None]
         cap = min(int(self.link.info.get("table_capacity_rows", 256)), 256)
-        new = [t for t in targets if t not in self._phrases]
+        new = [t for t in need if t not in self._phrases]
         if new:
             emb = np.asarray(self.text_embed(new), dtype=np.float32)
             if emb.ndim != 2 or emb.shape[0] != len(new) or emb.shape[1] < self.dims:
                 raise ValueError(f"text_embed returned shape {emb.shape}, "
                                  f"expected [{len(new)}, >= {self.dims}]")
             if len(self._phrases) + len(new) > cap:  # full: start over with what this command needs
-                keep = [t for t in targets if t in self._phrases]
+                keep = [t for t in need if t in self._phrases]
                 idx = [self._phrases.index(t) for t in keep]
                 self._phrases = keep
                 self._embeddings = self._embeddings[idx] if self._embeddings is not None and idx else None
             self._phrases += new
             self._embeddings = emb if self._embeddings is None else np.concatenate([self._embeddings, emb])
-        if self._loaded != self._phrases:
+        if need and (self._loaded != self._phrases
+                     or self.link.info.get("table_hash") != self._loaded_table):
             assert self._embeddings is not None
-            blob = table_from_embeddings(self._embeddings, self.dims, self.link.info["model_id"])
-            self.link.load_table(blob)
+            table = quantize_table(self._embeddings, self.dims, self.link.info["model_id"],
+                                   [phrase_hash(p) for p in self._phrases], self.text_id)
+            info = self.link.load_table(pack_table(table))
             self._loaded = list(self._phrases)
-        return [self._phrases.index(t) for t in targets]
+            self._loaded_table = info["table_hash"]
+        return [in_flash[t] if in_flash[t] is not None else ram_row(self._phrases.index(t)) for t in targets]
 
     # ------------------------------------------------------------------ Engine
+    def _limits(self, score_threshold: Optional[float], max_detections: Optional[int]) -> Tuple[float, int]:
+        thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        limit = self.max_detections if max_detections is None else int(max_detections)
+        return thr, max(1, min(limit, pc.MAX_BOXES))
+
     def detect(self, image: np.ndarray, command: Union[str, Sequence[str]], *,
                score_threshold: Optional[float] = None,
                max_detections: Optional[int] = None) -> DetectionResult:
-        """Detect the command's targets in an HxWx3 uint8 RGB frame on the MCU."""
+        """Detect the command's targets in an HxWx3 uint8 RGB frame on the MCU (host-camera mode)."""
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image must be HxWx3 uint8, got {img.shape} {img.dtype}")
         targets = self.split(command)
-        thr = self.score_threshold if score_threshold is None else float(score_threshold)
-        limit = self.max_detections if max_detections is None else int(max_detections)
-        limit = max(1, min(limit, 32))
+        thr, limit = self._limits(score_threshold, max_detections)
         t0 = time.monotonic()
         try:
             if not self.link.is_open:
@@ -164,8 +259,7 @@ class McuEngine:
             rows = self._ensure_rows(targets)
             result = self._run(img, targets, rows, thr, limit)
         except (ConnectionError, TimeoutError) as exc:
-            self.degraded = True
-            self.last_error = str(exc)
+            self._lost(exc)
             if self.fallback is None:
                 raise
             log.warning("MCU unreachable (%s); using the fallback engine", exc)
@@ -178,32 +272,89 @@ class McuEngine:
         result.timings["mcu"] = time.monotonic() - t0
         return result
 
+    def capture(self, command: Union[str, Sequence[str]], *, score_threshold: Optional[float] = None,
+                max_detections: Optional[int] = None,
+                thumb_div: int = 0) -> Tuple[DetectionResult, CaptureInfo]:
+        """Device-camera mode: the MCU captures a frame itself, encodes and scores it, and returns boxes.
+
+        Boxes are in pixels of the device's frame (its model input size).  The capture time comes back on
+        the device clock and is translated into ``host_clock`` time (:class:`CaptureInfo`).  At most
+        ``MAX_QUERY_ROWS`` targets (one frame is scored once).  No fallback: without the device there is
+        no frame.
+
+        Args:
+            thumb_div: > 0 also returns a thumbnail of the frame, its size divided by ``thumb_div``.
+        """
+        targets = self.split(command)
+        if len(targets) > pc.MAX_QUERY_ROWS:
+            raise ValueError(f"device-camera mode scores at most {pc.MAX_QUERY_ROWS} targets per frame, "
+                             f"the command has {len(targets)}")
+        thr, limit = self._limits(score_threshold, max_detections)
+        t0 = time.monotonic()
+        try:
+            if not self.link.is_open:
+                self.open()
+            if not self.link.info.get("camera"):
+                raise ValueError(f"the MCU at {self.link.url} reports no camera; use host-camera mode")
+            rows = self._ensure_rows(targets)
+            if self.clock.stale(self.link.boot_id):
+                self.clock.sync(self.link.clock, self.link.boot_id)
+            self.link.set_query(rows, threshold=thr, max_boxes=limit)
+            res = self.link.capture(want_scores=self.want_scores, thumb_div=thumb_div)
+            if self.clock.boot_id != self.link.boot_id:
+                # the device rebooted during the request: its clock restarted, the stamp needs a new offset
+                self.clock.sync(self.link.clock, self.link.boot_id)
+        except (ConnectionError, TimeoutError) as exc:
+            self._lost(exc)
+            raise
+        self.degraded = False
+        self.last_error = ""
+        info = self.link.info
+        w, h = info["input_w"], info["input_h"]
+        result = DetectionResult(detections=self._detections(res, targets, 0, w, h)[:limit], targets=targets,
+                                 work=self._work([res]))
+        result.timings["mcu"] = time.monotonic() - t0
+        stamp, err = self.clock.to_host(res.capture_us)
+        return result, CaptureInfo(res.capture_us, stamp, err, w, h, res.thumbnail)
+
+    def _lost(self, exc: Exception) -> None:
+        self.degraded = True
+        self.last_error = str(exc)
+
     def _run(self, img: np.ndarray, targets: List[str], rows: List[int], thr: float,
              limit: int) -> DetectionResult:
         info = self.link.info
         h, w = img.shape[:2]
         small = resize_input(img, info["input_w"], info["input_h"])
         detections: List[Detection] = []
-        res = None
-        macs = ticks = 0
-        for start in range(0, len(rows), 16):  # the device scores up to 16 query rows per frame
-            chunk = rows[start:start + 16]
-            self.link.set_query(chunk, threshold=thr, max_boxes=limit)
+        results = []
+        for start in range(0, len(rows), pc.MAX_QUERY_ROWS):  # the device scores up to 16 rows per frame
+            self.link.set_query(rows[start:start + pc.MAX_QUERY_ROWS], threshold=thr, max_boxes=limit)
             res = self.link.infer(small, want_scores=self.want_scores)
-            macs += res.macs
-            ticks += res.ticks
-            sx, sy = w / res.grid_w, h / res.grid_h
-            for b in res.boxes:
-                ti = start + b["rank"]
-                x0, y0, x1, y1 = self._extent(res, b)
-                detections.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
-                                            box_xyxy=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), target_index=ti))
+            results.append(res)
+            detections += self._detections(res, targets, start, w, h)
         detections.sort(key=lambda d: -d.score)
-        work: Dict[str, int] = {"mcu_macs": macs, "mcu_ticks": ticks, "mcu_frames": 1}
-        kinstr = info.get("ticks_per_kinstr", 0)
+        return DetectionResult(detections=detections[:limit], targets=targets, work=self._work(results))
+
+    def _detections(self, res: InferResult, targets: List[str], start: int, w: int, h: int) -> List[Detection]:
+        """The reply's boxes as detections in pixels of a w x h frame, best first."""
+        sx, sy = w / res.grid_w, h / res.grid_h
+        out = []
+        for b in res.boxes:
+            ti = start + b["rank"]
+            x0, y0, x1, y1 = self._extent(res, b)
+            out.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
+                                 box_xyxy=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), target_index=ti))
+        out.sort(key=lambda d: -d.score)
+        return out
+
+    def _work(self, results: Sequence[InferResult]) -> Dict[str, int]:
+        work: Dict[str, int] = {"mcu_macs": sum(r.macs for r in results),
+                                "mcu_ticks": sum(r.ticks for r in results), "mcu_frames": 1}
+        kinstr = self.link.info.get("ticks_per_kinstr", 0)
         if kinstr:
-            work["mcu_instructions"] = int(ticks * 1000 // kinstr)
-        return DetectionResult(detections=detections[:limit], targets=targets, work=work)
+            work["mcu_instructions"] = int(work["mcu_ticks"] * 1000 // kinstr)
+        return work
 
     def _extent(self, res, box: Dict[str, int]) -> Tuple[float, float, float, float]:
         """Return a box's (x0, y0, x1, y1) in grid cells; here the device's whole-cell box."""
@@ -220,7 +371,12 @@ class McuEngine:
                       "protocol": str(info["proto_version"]), "model_id": f"{info['model_id']:08x}",
                       "model_hash": f"{info['model_hash']:08x}", "boot_id": f"{info['boot_id']:08x}",
                       "input": f"{info['input_w']}x{info['input_h']}x{info['input_c']}",
-                      "grid": f"{info['grid_w']}x{info['grid_h']}", "reboots": str(self.link.reboots)})
+                      "grid": f"{info['grid_w']}x{info['grid_h']}", "reboots": str(self.link.reboots),
+                      "vocab": self._vocab_note or f"{info.get('vocab_rows', 0)} rows",
+                      "camera": "generated scene" if info.get("camera") == pc.Camera.GENERATED else
+                      ("yes" if info.get("camera") else "none")})
+            if info.get("model_flags", 0) & pc.ModelFlag.RANDOM_WEIGHTS:
+                d["model"] = "RANDOM WEIGHTS (wiring tests only)"
         if self.last_error:
             d["last_error"] = self.last_error
         return d
