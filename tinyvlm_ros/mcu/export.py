@@ -1,7 +1,8 @@
 """Write the firmware's model and table blobs.
 
 * :func:`random_model` builds an int8 encoder of the default architecture with
-  seeded random weights, calibrated stage by stage: each layer's requantization
+  seeded random weights (flagged ``RANDOM_WEIGHTS`` in the blob, so an engine can
+  refuse it), calibrated stage by stage: each layer's requantization
   is fitted on the int8 outputs of the already-quantized layers before it, so
   activations use the int8 range instead of saturating or vanishing.
 * :func:`table_from_embeddings` turns host text embeddings into the table blob
@@ -22,6 +23,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, pack_table, quantize_table
 from tinyvlm_ros.mcu.paths import firmware_dir
 from tinyvlm_ros.mcu.reference import image_to_input, layer_acc, run_layer
@@ -79,7 +81,8 @@ def random_model(seed: int = 0, arch: Sequence[Tuple[str, int, int, int, bool]] 
     rng = np.random.default_rng(seed)
     if model_id is None:
         model_id = zlib.crc32(f"random-{seed}".encode())
-    model = Model(model_id=model_id, in_w=width, in_h=height, in_c=channels)
+    model = Model(model_id=model_id, in_w=width, in_h=height, in_c=channels,
+                  flags=int(pc.ModelFlag.RANDOM_WEIGHTS))
     acts = [image_to_input(img[:, :, :channels]) for img in calibration_images(n_calib, width, height, seed)]
     h, w, c, zp = height, width, channels, -128
     for i, (op, k, stride, out_c, relu) in enumerate(arch):
