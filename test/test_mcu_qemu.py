@@ -15,7 +15,7 @@ from tinyvlm_ros.mcu.backend import HASH_TEXT_ID, hash_text_embed
 from tinyvlm_ros.mcu.blob import pack_model, unpack_table
 from tinyvlm_ros.mcu.codec import encode_frame
 from tinyvlm_ros.mcu.emulate import Emulator, build, qemu_available
-from tinyvlm_ros.mcu.export import random_model
+from tinyvlm_ros.mcu.random_model import random_model
 from tinyvlm_ros.mcu.link import McuLink, ram_row
 from tinyvlm_ros.mcu.vocab import build_vocab, phrase_hash
 

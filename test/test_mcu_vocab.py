@@ -16,7 +16,7 @@ from tinyvlm_ros.mcu.codec import pack_struct
 from tinyvlm_ros.mcu.emulate import Emulator, build
 from tinyvlm_ros.mcu.link import McuLink, McuStatusError, ram_row
 from tinyvlm_ros.mcu.vocab import build_vocab, phrase_hash
-from tinyvlm_ros.scenes import make_scene
+from tinyvlm_ros.testing.scenes import make_scene
 
 PHRASES = ["red block", "blue ball", "green triangle", "yellow block", "purple ball", "orange triangle"]
 
