@@ -110,6 +110,8 @@ class McuEngine:
         host_clock: host time base in ns for device-camera stamps (default ``time.time_ns``; the node passes
             its ROS clock).
         allow_random_model: accept a device whose model has random weights (wiring tests only).
+        expect_model_id: refuse a device that runs another model (0: any); the trained model's id, whose text
+            projection ``text_embed`` applies.
     """
 
     name = "mcu"
@@ -122,7 +124,7 @@ class McuEngine:
                  fallback: Optional[Engine] = None,
                  split: Callable[[Union[str, Sequence[str]]], List[str]] = split_command,
                  text_id: int = 0, host_clock: HostClock = time.time_ns,
-                 allow_random_model: bool = False) -> None:
+                 allow_random_model: bool = False, expect_model_id: int = 0) -> None:
         if dims <= 0 or dims % 4:
             raise ValueError(f"dims must be a positive multiple of 4, got {dims}")
         if not 1 <= max_detections <= 32:
@@ -136,6 +138,7 @@ class McuEngine:
         self.split = split
         self.text_id = int(text_id)
         self.allow_random_model = allow_random_model
+        self.expect_model_id = int(expect_model_id)
         self.clock = ClockSync(host_clock)
         self.degraded = False
         self.last_error = ""
@@ -155,6 +158,10 @@ class McuEngine:
         info = self.link.info
         if not info.get("model_ok"):
             raise ValueError(f"MCU at {self.link.url} has no valid model")
+        if self.expect_model_id and info["model_id"] != self.expect_model_id:
+            raise ValueError(f"the MCU at {self.link.url} runs model {info['model_id']:08x}, the trained model "
+                             f"is {self.expect_model_id:08x}: load its model.tvm on the device (emulator: "
+                             "`tinyvlm mcu emulate --model DIR/model.tvm`)")
         if info.get("model_flags", 0) & pc.ModelFlag.RANDOM_WEIGHTS and not self.allow_random_model:
             raise ValueError(f"the MCU at {self.link.url} runs a model with random weights "
                              f"(model id {info['model_id']:08x}): its boxes mean nothing. Train one with "

@@ -97,7 +97,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
         image = make_scene(seed=args.scene_seed).image
     with McuEngine(args.port, hash_text_embed, dims=args.dims, baud=args.baud, timeout=args.timeout,
-                   score_threshold=args.threshold) as engine:
+                   score_threshold=args.threshold, allow_random_model=args.allow_random_model) as engine:
         res = engine.detect(image, args.command)
         out = {"targets": res.targets, "work": res.work, "timings": res.timings, "device": engine.describe(),
                "detections": [{"label": d.label, "score": round(d.score, 4),
@@ -153,6 +153,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scene-seed", type=int, default=0)
     p.add_argument("--dims", type=int, default=64)
     p.add_argument("--threshold", type=float, default=0.25, help="cosine threshold")
+    p.add_argument("--allow-random-model", action="store_true",
+                   help="run on a device whose encoder has random weights (wiring checks; boxes mean nothing)")
     p.set_defaults(func=cmd_detect)
 
     p = subparsers.add_parser("export-model", help="write a seeded random int8 model blob")

@@ -106,7 +106,8 @@ class DetectNode(Node):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._cfg = {p.name: self._param(p.name) for p in params.PARAMS}
         try:
-            engine = backends.make_engine(self._cfg)
+            # device-camera stamps are translated into this node's ROS clock
+            engine = backends.make_engine(self._cfg, host_clock=lambda: self.get_clock().now().nanoseconds)
         except (FileNotFoundError, ValueError, OSError, ConnectionError, ImportError) as exc:
             self._last_error = str(exc)
             self.get_logger().error(f"configure failed: {exc}")
@@ -134,13 +135,18 @@ class DetectNode(Node):
                                  reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
         inputs = ReentrantCallbackGroup()
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        if cfg["image_transport"] == "compressed":
+        if self._device_camera():
+            source = "the MCU's camera"   # frames never cross DDS
+        elif cfg["image_transport"] == "compressed":
             sub = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
                                            image_qos, callback_group=inputs, event_callbacks=events)
+            source = f"'{sub.topic_name}' ({cfg['image_transport']}, {cfg['image_reliability']})"
         else:
             sub = self.create_subscription(Image, "image", self._on_image, image_qos,
                                            callback_group=inputs, event_callbacks=events)
-        self._entities.append(sub)
+            source = f"'{sub.topic_name}' ({cfg['image_transport']}, {cfg['image_reliability']})"
+        if not self._device_camera():
+            self._entities.append(sub)
         self._entities.append(self.create_subscription(
             String, "command", self._on_command, command_qos, callback_group=inputs,
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)))
@@ -168,7 +174,7 @@ class DetectNode(Node):
         self._ready = True
         self._publish_status()
         self.get_logger().info(
-            f"active: image on '{sub.topic_name}' ({cfg['image_transport']}, {cfg['image_reliability']}), "
+            f"active: image from {source}, "
             f"command on '{self.resolve_topic_name('command')}', detections on "
             f"'{self._pubs['detections'].topic_name}'")
         return TransitionCallbackReturn.SUCCESS
@@ -289,6 +295,9 @@ class DetectNode(Node):
         return convert.image_msg_to_rgb(msg)
 
     # ------------------------------------------------------------------ worker
+    def _device_camera(self) -> bool:
+        return self._cfg.get("backend") == "mcu" and self._cfg.get("mcu_camera") == "device"
+
     def _work(self) -> None:
         last_start = 0.0
         while self._running.is_set():
@@ -298,6 +307,19 @@ class DetectNode(Node):
                 if wait > 0:
                     time.sleep(min(wait, 0.5))
                     continue
+            if self._device_camera():
+                with self._command_lock:
+                    command = self._command
+                if command is None:
+                    time.sleep(0.05)
+                    continue
+                last_start = time.monotonic()
+                try:
+                    self._capture(command)
+                except Exception as exc:  # keep the node alive; do not spin on a dead device
+                    self._report_problem("inference", f"device capture failed: {type(exc).__name__}: {exc}")
+                    time.sleep(0.2)
+                continue
             item = self._slot.take(timeout=0.2)
             if item is None:
                 continue
@@ -326,6 +348,31 @@ class DetectNode(Node):
             return
         t_engine = time.perf_counter()
         self._publish_result(msg.header, rgb, result)
+        self._frame_done(command, msg.header, result, t0, t_decoded, t_engine)
+
+    def _capture(self, command: ParsedCommand) -> None:
+        """Device-camera mode: the MCU captures and detects; stamp with its capture time in ROS time."""
+        t0 = time.perf_counter()
+        with self._engine_lock:
+            if self._engine is None:
+                return
+            result, cap = self._engine.capture(command.text, score_threshold=self._threshold(),
+                                               max_detections=int(self._param("max_detections")))
+        t_engine = time.perf_counter()
+        self._counters.inc("frames_received")
+        self._last_frame_time = time.monotonic()
+        header = Header(frame_id=str(self._param("mcu_camera_frame_id")))
+        header.stamp = Time(nanoseconds=cap.stamp_ns).to_msg()
+        if "detections" in self._pubs:
+            self._pubs["detections"].publish(convert.detections_to_msg(result.detections, header))
+            if self._param("publish_masks"):
+                self._pubs["masks"].publish(
+                    convert.mono8_msg(convert.label_image(result.detections, cap.height, cap.width), header))
+        self._stage_extra.setdefault("capture_stamp_error", Window()).add(cap.error_ns * 1e-9)
+        self._frame_done(command, header, result, t0, t0, t_engine)
+
+    def _frame_done(self, command: ParsedCommand, header: Header, result: DetectionResult, t0: float,
+                    t_decoded: float, t_engine: float) -> None:
         t1 = time.perf_counter()
         # Node overhead: everything but the engine call (decode, messages, publish).
         self._stage["engine"].add(t_engine - t_decoded)
@@ -333,7 +380,7 @@ class DetectNode(Node):
         self._stage["total"].add(t1 - t0)
         for name, secs in result.timings.items():
             self._stage_extra.setdefault(name, Window()).add(secs)
-        stamp = Time.from_msg(msg.header.stamp)
+        stamp = Time.from_msg(header.stamp)
         if stamp.nanoseconds > 0:
             self._stage["latency"].add((self.get_clock().now() - stamp).nanoseconds * 1e-9)
         self._fps.tick()
