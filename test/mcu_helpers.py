@@ -49,9 +49,9 @@ def box_tuples(boxes: Sequence) -> List[tuple]:
     return out
 
 
-def check_bit_exact(link: McuLink, model: Model, table_blob: Optional[bytes], rng: np.random.Generator, n: int,
-                    rows: Sequence[int], read_embed_every: int = 1, vocab_blob: Optional[bytes] = None,
-                    vocab_rows: Sequence[int] = ()) -> int:
+def check_bit_exact(link: McuLink, model: Model, table_blob: Optional[bytes], rng: np.random.Generator,
+                    n: int, rows: Sequence[int], read_embed_every: int = 1,
+                    vocab_blob: Optional[bytes] = None, vocab_rows: Sequence[int] = ()) -> int:
     """Run n frames on the device and the reference; assert scores, boxes (and embeddings) are equal.
 
     ``rows`` are RAM table rows, ``vocab_rows`` flash vocabulary rows; the query names both.
@@ -74,3 +74,29 @@ def check_bit_exact(link: McuLink, model: Model, table_blob: Optional[bytes], rn
             np.testing.assert_array_equal(link.read_embed(), emb, err_msg=f"embeddings differ on frame {i}")
         checked += 1
     return checked
+
+
+def make_model_dir(root: Path, teacher: Path, seed: int = 7) -> Path:
+    """A trained-model directory in the format `tinyvlm mcu distill` writes, with random weights.
+
+    The firmware and the runtime cannot tell it from a trained one (its blob is not flagged random), so it
+    exercises the plumbing (text ids, vocabularies, model-id checks) in seconds; it detects nothing.
+    """
+    import json
+
+    from tinyvlm_ros.mcu.blob import pack_model
+    from tinyvlm_ros.mcu.random_model import random_model
+    from tinyvlm_ros.models.manifest import load_manifest
+
+    root.mkdir(parents=True, exist_ok=True)
+    model = random_model(seed=seed, n_calib=2)
+    model.flags = 0
+    (root / "model.tvm").write_bytes(pack_model(model))
+    teacher_dim = load_manifest(teacher).clip.embed_dim
+    proj = np.random.default_rng(seed).normal(size=(teacher_dim, model.embed_dim)).astype(np.float32)
+    np.save(root / "text_projection.npy", proj)
+    (root / "distill.json").write_text(json.dumps({
+        "model_id": model.model_id, "dims": [16, 32, 64, 128], "default_dim": 32,
+        "embed_dim": model.embed_dim, "teacher_dim": teacher_dim, "teacher": str(teacher),
+        "thresholds": {"16": 0.3, "32": 0.3, "64": 0.3, "128": 0.3}}))
+    return root

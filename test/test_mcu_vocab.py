@@ -1,8 +1,14 @@
-"""The flash vocabulary on the real host firmware: built in, written to a flash slot that survives a restart,
-looked up by phrase hash, scored bit-exact next to RAM rows; the engine uploads only the rows the device lacks."""
+"""The flash vocabulary on the real host firmware.
+
+Built in, or written to a flash slot that survives a restart; looked up by phrase hash; scored bit-exact
+next to RAM rows; the engine uploads only the rows the device lacks.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -44,10 +50,11 @@ def test_written_vocabulary_survives_a_restart_and_answers_without_load_table(tm
         assert link.info["vocab_source"] == pc.VocabSource.FLASH
         assert link.info["vocab_hash"] == zlib.crc32(blob) and link.info["table_rows"] == 0
         assert link.vocab_list() == (32, [phrase_hash(p) for p in PHRASES])
-        ids = link.vocab_lookup([phrase_hash("Blue  Ball"), phrase_hash("pink cube"), phrase_hash("red block")])
+        ids = link.vocab_lookup([phrase_hash(p) for p in ("Blue  Ball", "pink cube", "red block")])
         assert ids == [1, pc.ROW_NONE, 0]
         # no LOAD_TABLE anywhere in this boot: flash rows alone, bit-exact with the reference
-        assert check_bit_exact(link, default_model(), None, rng, 6, [], vocab_blob=blob, vocab_rows=[0, 2, 5]) == 6
+        assert check_bit_exact(link, default_model(), None, rng, 6, [], vocab_blob=blob,
+                               vocab_rows=[0, 2, 5]) == 6
         assert link.ops["LOAD_TABLE"] == 0
         # RAM rows at another prefix next to flash rows: each row scored over its own table's dims
         table = random_table(rng, rows=5, dims=64)
@@ -76,7 +83,8 @@ def test_builtin_vocabulary_and_written_slot_precedence(tmp_path):
         written = vocab_blob(dims=32)
         assert link.vocab_write(written)["vocab_source"] == pc.VocabSource.FLASH  # the written slot wins
         info = link.vocab_erase()
-        assert (info["vocab_source"], info["vocab_rows"], info["vocab_dims"]) == (pc.VocabSource.BUILTIN, 3, 16)
+        assert (info["vocab_source"], info["vocab_rows"], info["vocab_dims"]) == \
+            (pc.VocabSource.BUILTIN, 3, 16)
 
 
 def test_vocabulary_writes_that_must_not_stick(tmp_path):
@@ -94,13 +102,15 @@ def test_vocabulary_writes_that_must_not_stick(tmp_path):
             link.vocab_write(bytes(bad))
         assert link.hello()["vocab_rows"] == 0
         # a write cut short after its first chunk (the header is programmed last): nothing valid remains
-        link.request(pc.Op.VOCAB_WRITE, pack_struct("chunk", offset=0, total=len(big)) + big[:pc.MAX_CHUNK_DATA])
+        first = pack_struct("chunk", offset=0, total=len(big)) + big[:pc.MAX_CHUNK_DATA]
+        link.request(pc.Op.VOCAB_WRITE, first)
     with Emulator("host", flash=flash) as e, McuLink(e.url) as link:
         assert link.info["vocab_source"] == pc.VocabSource.NONE and link.info["vocab_rows"] == 0
         link.vocab_write(big)
         assert link.info["vocab_rows"] == 60 and len(big) == table_blob_size(60, 128)
         assert unpack_table(big).phrase_hash[59] == phrase_hash("thing 59")
-        assert check_bit_exact(link, default_model(), None, rng, 2, [], vocab_blob=big, vocab_rows=[59, 7]) == 2
+        assert check_bit_exact(link, default_model(), None, rng, 2, [], vocab_blob=big,
+                               vocab_rows=[59, 7]) == 2
     with Emulator("host") as e, McuLink(e.url) as link:  # a board without writable flash
         assert link.info["vocab_slot_bytes"] == 0
         with pytest.raises(McuStatusError, match="NOT_SUPPORTED"):
@@ -160,3 +170,44 @@ def test_random_model_refused_unless_allowed():
         eng = McuEngine(e.url, hash_text_embed, dims=32, allow_random_model=True).open()
         assert eng.describe()["model"].startswith("RANDOM")
         eng.close()
+
+
+def test_vocab_cli_builds_with_a_model_dir_and_the_node_engine_uses_it(tmp_path):
+    # `tinyvlm mcu vocab build` -> `vocab write` -> the engine a node makes from mcu_model_dir finds the rows
+    from mcu_helpers import make_model_dir
+    from tinyvlm_ros import backends
+    from tinyvlm_ros.testing.models import make_known_answer_set
+
+    teacher = make_known_answer_set(tmp_path / "teacher")
+    model_dir = make_model_dir(tmp_path / "trained", teacher)
+    phrases = tmp_path / "vocab.txt"
+    phrases.write_text("# table-top objects\nred block\nBlue Ball\nred block\ngreen triangle  # a comment\n")
+    blob = tmp_path / "vocab.tvtb"
+
+    def cli(*args: str) -> str:
+        p = subprocess.run([sys.executable, "-m", "tinyvlm_ros.cli", "mcu", *args], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    assert "3 phrases x 32 dims" in cli("vocab", "build", "--phrases", str(phrases), "--mcu-model-dir",
+                                        str(model_dir), "--out", str(blob))
+    with Emulator("host", model=str(model_dir / "model.tvm"), flash=tmp_path / "flash.bin") as e:
+        assert "3 rows x 32 dims" in cli("vocab", "write", "--port", e.url, "--table", str(blob))
+        listed = json.loads(cli("vocab", "list", "--port", e.url))
+        assert listed["source"] == "FLASH" and listed["phrase_hashes"][1] == f"{phrase_hash('blue ball'):08x}"
+        cfg = {"backend": "mcu", "serial_port": e.url, "mcu_model_dir": str(model_dir),
+               "model_dir": str(teacher), "mcu_timeout_s": 2.0, "max_detections": 8}
+        eng = backends.make_engine(cfg)
+        try:
+            res = eng.detect(np.zeros((96, 96, 3), np.uint8), "the blue ball and the pink cube")
+            assert res.targets == ["blue ball", "pink cube"]
+            assert eng.link.ops["VOCAB_LOOKUP"] == 1 and eng.link.info["table_rows"] == 1  # only "pink cube"
+            assert eng.describe()["vocab"] == "3 rows, used"
+        finally:
+            eng.close()
+    with Emulator("host") as e:  # the device runs the random built-in model, not the trained one: refused
+        cfg = {"backend": "mcu", "serial_port": e.url, "mcu_model_dir": str(model_dir),
+               "model_dir": str(teacher)}
+        with pytest.raises(ValueError, match="load its model.tvm"):
+            backends.make_engine(cfg)

@@ -69,9 +69,10 @@ def _make_mcu(cfg: Dict[str, Any], host_clock: Optional[Callable[[], int]] = Non
                          "(socket://127.0.0.1:5555; `tinyvlm mcu emulate` prints one)")
     allow_random = bool(cfg.get("mcu_allow_random_model"))
     if not cfg.get("mcu_model_dir") and not allow_random:
-        raise ValueError("backend mcu needs mcu_model_dir: a trained encoder from `tinyvlm mcu distill --out DIR` "
-                         "whose DIR/model.tvm runs on the device. The firmware's built-in encoder has random "
-                         "weights and finds nothing; set mcu_allow_random_model:=true only to test the wiring")
+        raise ValueError("backend mcu needs mcu_model_dir: a trained encoder from `tinyvlm mcu distill "
+                         "--out DIR` whose DIR/model.tvm runs on the device. The firmware's built-in encoder "
+                         "has random weights and finds nothing; set mcu_allow_random_model:=true only to "
+                         "test the wiring")
     fallback = _make_local(cfg) if cfg.get("mcu_fallback") else None
     common: Dict[str, Any] = dict(baud=int(cfg.get("serial_baud", 921600)),
                                   timeout=float(cfg.get("mcu_timeout_s", 2.0)), fallback=fallback,
@@ -111,8 +112,9 @@ def _make_mcu(cfg: Dict[str, Any], host_clock: Optional[Callable[[], int]] = Non
         raise
     if cfg.get("mcu_camera") == "device":
         if fallback is not None:
-            raise ValueError("mcu_camera device takes frames from the MCU's camera: mcu_fallback has no frames "
-                             "to run on; switch one of them off")
+            raise ValueError("mcu_camera device takes frames from the MCU's camera: mcu_fallback has no "
+                             "frames to run on; switch one of them off")
         if engine.link.is_open and not engine.link.info.get("camera"):
-            raise ValueError(f"mcu_camera device, but the MCU at {port} reports no camera; use mcu_camera host")
+            raise ValueError(f"mcu_camera device, but the MCU at {port} reports no camera; "
+                             "use mcu_camera host")
     return engine

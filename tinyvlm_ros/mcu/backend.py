@@ -159,14 +159,15 @@ class McuEngine:
         if not info.get("model_ok"):
             raise ValueError(f"MCU at {self.link.url} has no valid model")
         if self.expect_model_id and info["model_id"] != self.expect_model_id:
-            raise ValueError(f"the MCU at {self.link.url} runs model {info['model_id']:08x}, the trained model "
-                             f"is {self.expect_model_id:08x}: load its model.tvm on the device (emulator: "
-                             "`tinyvlm mcu emulate --model DIR/model.tvm`)")
+            raise ValueError(f"the MCU at {self.link.url} runs model {info['model_id']:08x}, the trained "
+                             f"model is {self.expect_model_id:08x}: load its model.tvm on the device "
+                             "(emulator: `tinyvlm mcu emulate --model DIR/model.tvm`)")
         if info.get("model_flags", 0) & pc.ModelFlag.RANDOM_WEIGHTS and not self.allow_random_model:
             raise ValueError(f"the MCU at {self.link.url} runs a model with random weights "
                              f"(model id {info['model_id']:08x}): its boxes mean nothing. Train one with "
                              "`tinyvlm mcu distill`, run it on the device and give its directory as "
-                             "mcu_model_dir (allow_random_model / mcu_allow_random_model only for wiring tests)")
+                             "mcu_model_dir (allow_random_model / mcu_allow_random_model only for wiring "
+                             "tests)")
         limit = min(info["embed_dim"], info["table_max_dims"])
         if self.dims > limit:
             raise ValueError(f"dims {self.dims} exceed what the MCU holds ({limit})")
@@ -194,7 +195,8 @@ class McuEngine:
                    f"this engine {self.text_id:08x})")
         elif info.get("vocab_dims") != self.dims:
             why = f"keeps {info.get('vocab_dims')} dims, this engine {self.dims}"
-        note = f"{info.get('vocab_rows', 0)} rows, not used: {why}" if why else f"{info['vocab_rows']} rows, used"
+        rows = info.get("vocab_rows", 0)
+        note = f"{rows} rows, not used: {why}" if why else f"{rows} rows, used"
         if note != self._vocab_note and info.get("vocab_rows"):
             (log.warning if why else log.info)("MCU flash vocabulary: %s", note)
         self._vocab_note = note
@@ -290,6 +292,9 @@ class McuEngine:
         no frame.
 
         Args:
+            command: the command ("pick the red block") or its target phrases.
+            score_threshold: cosine threshold (default: the engine's).
+            max_detections: box limit (default: the engine's).
             thumb_div: > 0 also returns a thumbnail of the frame, its size divided by ``thumb_div``.
         """
         targets = self.split(command)
@@ -343,8 +348,9 @@ class McuEngine:
         detections.sort(key=lambda d: -d.score)
         return DetectionResult(detections=detections[:limit], targets=targets, work=self._work(results))
 
-    def _detections(self, res: InferResult, targets: List[str], start: int, w: int, h: int) -> List[Detection]:
-        """The reply's boxes as detections in pixels of a w x h frame, best first."""
+    def _detections(self, res: InferResult, targets: List[str], start: int, w: int,
+                    h: int) -> List[Detection]:
+        """Return the reply's boxes as detections in pixels of a w x h frame, best first."""
         sx, sy = w / res.grid_w, h / res.grid_h
         out = []
         for b in res.boxes:

@@ -216,7 +216,8 @@ class Table:
             self.phrase_hash = np.zeros(self.rows, np.uint32)
         self.phrase_hash = np.asarray(self.phrase_hash, np.uint32)
         if self.phrase_hash.shape != (self.rows,):
-            raise ValueError(f"phrase_hash must have one entry per row ({self.rows}), got {self.phrase_hash.shape}")
+            raise ValueError(f"phrase_hash must have one entry per row ({self.rows}), "
+                             f"got {self.phrase_hash.shape}")
 
     @property
     def rows(self) -> int:

@@ -80,7 +80,7 @@ class ClockSync:
         return not self.samples or time.monotonic() - self._synced_at > self.resync_s
 
     def sync(self, read_device_us: Callable[[], int], boot_id: Optional[int] = None) -> ClockSample:
-        """Take one burst of round trips through ``read_device_us`` (e.g. ``McuLink.clock``); keep the best."""
+        """Take one burst of round trips through ``read_device_us`` (``McuLink.clock``); keep the best."""
         if boot_id is not None and boot_id != self.boot_id:
             self.reset()
             self.boot_id = boot_id

@@ -130,8 +130,9 @@ def render_py(spec: Dict) -> str:
     out.append("")
     for group, cname, base in (("flags", "Flag", "IntFlag"), ("opcodes", "Op", "IntEnum"),
                                ("status", "Status", "IntEnum"), ("ports", "Port", "IntEnum"),
-                               ("work_units", "WorkUnit", "IntEnum"), ("vocab_sources", "VocabSource", "IntEnum"),
-                               ("cameras", "Camera", "IntEnum"), ("model_flags", "ModelFlag", "IntFlag"),
+                               ("work_units", "WorkUnit", "IntEnum"),
+                               ("vocab_sources", "VocabSource", "IntEnum"), ("cameras", "Camera", "IntEnum"),
+                               ("model_flags", "ModelFlag", "IntFlag"),
                                ("layer_ops", "LayerOp", "IntEnum")):
         title = group.replace("_", " ").capitalize()
         out += ["", f"class {cname}({base}):", f'    """{title} values."""', ""]

@@ -125,7 +125,8 @@ class McuLink:
         self._table: Optional[bytes] = None
         self._query: Optional[bytes] = None
         self._query_lost = False
-        self.stats = {"requests": 0, "retries": 0, "reconnects": 0, "timeouts": 0, "tx_bytes": 0, "rx_bytes": 0}
+        self.stats = {"requests": 0, "retries": 0, "reconnects": 0, "timeouts": 0, "tx_bytes": 0,
+                      "rx_bytes": 0}
         #: requests sent per opcode name (retries included), for link budgets and tests
         self.ops: Counter = Counter()
 
@@ -298,7 +299,8 @@ class McuLink:
 
     def _restore(self, vocab_changed: bool) -> None:
         if vocab_changed and self._query is not None and self._query_names_vocab():
-            log.warning("MCU flash vocabulary changed across the reboot; the query's rows must be looked up again")
+            log.warning("MCU flash vocabulary changed across the reboot; the query's rows must be looked up "
+                        "again")
             self._query = None
             self._query_lost = True
         if self._table is not None:
@@ -353,8 +355,11 @@ class McuLink:
         return self.info
 
     def set_query(self, rows: Sequence[int], threshold: float = 0.25, max_boxes: int = 8) -> None:
-        """SET_QUERY: which rows to score (row ids: :func:`ram_row` or flash vocabulary rows), the cosine
-        threshold and the box limit."""
+        """SET_QUERY: which rows to score, the cosine threshold and the box limit.
+
+        Row ids: :func:`ram_row` for RAM table rows, plain indices for flash vocabulary rows.  A query the
+        device already holds is not sent again.
+        """
         rows = [int(r) for r in rows]
         if any(not 0 <= r < pc.ROW_NONE for r in rows):
             raise ValueError(f"row ids must be 0..{pc.ROW_NONE - 1}, got {rows}")
@@ -365,9 +370,12 @@ class McuLink:
         thr = int(round(max(-1.0, min(threshold, 32767 / 32768)) * 32768))
         payload = pack_struct("query", n_rows=len(rows), max_boxes=max_boxes, threshold_q15=thr)
         payload += struct.pack(f"<{len(rows)}H", *rows)
+        if payload == self._query and not self._query_lost:
+            return  # the device holds it: only SET_QUERY, a table change or a reboot changes its query
+        self._query = None
+        self.request(pc.Op.SET_QUERY, payload)
         self._query = payload
         self._query_lost = False
-        self.request(pc.Op.SET_QUERY, payload)
 
     def _send_chunks_recovering(self, opcode: int, data: bytes, flags: int) -> Frame:
         """Send a chunked transfer, restarting from offset 0 when the device reboots half way."""
@@ -404,7 +412,8 @@ class McuLink:
         """
         if not 0 <= thumb_div <= 255:
             raise ValueError(f"thumb_div must be 0..255, got {thumb_div}")
-        flags = (int(pc.Flag.WANT_SCORES) if want_scores else 0) | (int(pc.Flag.WANT_THUMB) if thumb_div else 0)
+        flags = int(pc.Flag.WANT_SCORES) if want_scores else 0
+        flags |= int(pc.Flag.WANT_THUMB) if thumb_div else 0
         reply = self.request(pc.Op.CAPTURE, pack_struct("capture", thumb_div=thumb_div), flags)
         head = unpack_struct("capture_result", reply.payload)
         res, off = parse_result(reply.payload, want_scores, struct_size("capture_result"))
@@ -451,13 +460,15 @@ class McuLink:
                 return dims, hashes
 
     def vocab_write(self, blob: bytes) -> Dict[str, int]:
-        """VOCAB_WRITE: store a table blob in the device's flash slot (kept through reboots); returns HELLO info."""
+        """VOCAB_WRITE: store a table blob in the device's flash slot (kept through reboots); HELLO info."""
+        self._query = None  # the device falls back to its default query
         reply = self._send_chunks_recovering(pc.Op.VOCAB_WRITE, bytes(blob), 0)
         self.info = unpack_struct("info", reply.payload)
         return self.info
 
     def vocab_erase(self) -> Dict[str, int]:
         """VOCAB_ERASE: empty the flash slot (the built-in vocabulary, if any, answers again)."""
+        self._query = None
         self.info = unpack_struct("info", self.request(pc.Op.VOCAB_ERASE).payload)
         return self.info
 

@@ -111,7 +111,7 @@ def score_regions(embed: np.ndarray, table: Table, rows: Sequence[int]) -> np.nd
 
 
 def resolve_row(vocab: Optional[Table], ram: Optional[Table], row_id: int) -> Tuple[Table, int]:
-    """The table and row a row id names (``ROW_RAM | i``: RAM table row i, else flash vocabulary row i)."""
+    """Return the table and row a row id names (``ROW_RAM | i``: RAM table row i, else vocabulary row i)."""
     table = ram if row_id & pc.ROW_RAM else vocab
     row = row_id & (pc.ROW_RAM - 1)
     if table is None or row >= table.rows:
@@ -121,7 +121,7 @@ def resolve_row(vocab: Optional[Table], ram: Optional[Table], row_id: int) -> Tu
 
 def score_row_ids(embed: np.ndarray, vocab: Optional[Table], ram: Optional[Table],
                   row_ids: Sequence[int]) -> np.ndarray:
-    """Q15 scores int16 [len(row_ids), cells], each row over its own table's prefix, as the firmware's scorer."""
+    """Q15 scores int16 [len(row_ids), cells], each row over its own table's prefix, as the firmware."""
     cells = int(np.prod(embed.shape[:-1]))
     out = np.empty((len(row_ids), cells), np.int16)
     for k, rid in enumerate(row_ids):

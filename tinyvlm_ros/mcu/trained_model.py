@@ -91,8 +91,9 @@ class DistilledModel:
             rel = str(path.relative_to(models.root)) if path.is_relative_to(models.root) else path.name
             return models.files.get(rel) or sha256_file(path)
 
-        identity = (f"distilled text|tower {digest(models.clip.text)}|tokenizer {digest(models.clip.tokenizer)}"
-                    f"|template {TEMPLATE}|projection {zlib.crc32(self.projection.tobytes()):08x}"
+        identity = (f"distilled text|tower {digest(models.clip.text)}"
+                    f"|tokenizer {digest(models.clip.tokenizer)}|template {TEMPLATE}"
+                    f"|projection {zlib.crc32(self.projection.tobytes()):08x}"
                     f"|model {self.model_id:08x}")
 
         def embed(phrases: List[str]) -> np.ndarray:
