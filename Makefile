@@ -76,7 +76,7 @@ bench: build firmware
 	$(ENV) && $(OVERLAY) && tinyvlm bench node --frames 60 --rate 5 \
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
-	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu --markdown docs/mcu.md
 
 clean:
 	rm -rf build install log

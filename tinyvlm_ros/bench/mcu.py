@@ -38,6 +38,7 @@ from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.backend import HASH_TEXT_ID, McuEngine, hash_text_embed
 from tinyvlm_ros.mcu.blob import table_from_embeddings
 from tinyvlm_ros.mcu.clock import ClockSync
+from tinyvlm_ros.mcu.codec import struct_size
 from tinyvlm_ros.mcu.emulate import Emulator, binary_path, build
 from tinyvlm_ros.mcu.link import McuLink, ram_row
 from tinyvlm_ros.mcu.random_model import DEFAULT_MODEL_PATH
@@ -55,7 +56,7 @@ CORE_MHZ = {"Cortex-M4": 168, "Cortex-M7": 480, "Cortex-M55": 400}
 #: 1 MB/s of bulk data and a reply waits for the next 1 ms frame.
 LINKS = {
     "UART 921600 baud": {"bytes_per_s": 921600 / 10, "exchange_s": 0.0},
-    "USB FS CDC (~1 MB/s, 1 ms per exchange)": {"bytes_per_s": 1.0e6, "exchange_s": 1.0e-3},
+    "USB FS CDC": {"bytes_per_s": 1.0e6, "exchange_s": 1.0e-3},
 }
 VOCAB_PHRASES = 100
 PREFIXES = (16, 32, 64, 128)
@@ -210,7 +211,7 @@ def render(res: Dict) -> str:
               f"Counted by the host link over steady frames of `{COMMAND}` (2 rows, 32 dims, at most 8 boxes;"
               " "
               "the first frame, which uploads rows and synchronises the clock, is left out). Every box costs "
-              f"{pc.BOX_SIZE} bytes of reply.", "",
+              f"{struct_size('box')} bytes of reply.", "",
               "| mode | host -> MCU bytes | MCU -> host bytes | exchanges | boxes |", "|---|---|---|---|---|"]
     for name, m in res["link"].items():
         lines.append(f"| {name} | {m['tx']:.0f} | {m['rx']:.0f} | {m['exchanges']:.1f} | {m['boxes']:.1f} |")
@@ -221,21 +222,22 @@ def render(res: Dict) -> str:
               + "; ".join(f"{name}: {a['bytes_per_s'] / 1e3:.1f} kB/s, "
                           f"{a['exchange_s'] * 1e3:g} ms per exchange" for name, a in LINKS.items())
               + ". Both: the request/reply protocol is stop-and-wait, so a frame takes the sum (no overlap). "
-              "Device mode leaves out the sensor's readout (the ports render a scene instead).", ""]
-    cols = [f"{mode.split(' (')[0]}: {link} link fps | total fps" for mode in res["link"] for link in LINKS]
-    head = "| target | compute fps | " + " | ".join(cols) + " |"
-    lines += [head, "|" + "---|" * (2 + 2 * len(res["link"]) * len(LINKS))]
+              "Not counted: the device's CRC-16 and copy of received bytes (host camera: the whole frame) "
+              "and, in device mode, the sensor's readout (the ports render a scene instead).", ""]
+    head = ("| target | mode | compute fps | "
+            + " | ".join(f"{link}: link fps | total fps" for link in LINKS) + " |")
+    lines += [head, "|" + "---|" * (3 + 2 * len(LINKS))]
     for m in res["compute"]:
         if m["target"] not in ("qemu-m4", "qemu-m7", "qemu-m55"):
             continue
         t_comp = m["instructions"] / (CORE_MHZ[m["core"]] * 1e6)
-        cells = [m["target"], _fps(t_comp)]
         for mode, traffic in res["link"].items():
-            for link, a in LINKS.items():
+            cells = [m["target"], mode.split(" (")[0], _fps(t_comp)]
+            for a in LINKS.values():
                 t_link = ((traffic["tx"] + traffic["rx"]) / a["bytes_per_s"]
                           + traffic["exchanges"] * a["exchange_s"])
                 cells += [_fps(t_link), _fps(t_link + t_comp)]
-        lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "### Memory", "", "`arm-none-eabi-size` of each image (RAM table capacity 256 rows x 128 "
               "dims, in the arena).", "",
               "| target | flash: code | flash: model | flash: vocabulary | flash total | RAM: arena | "
