@@ -270,6 +270,34 @@ static uint8_t on_capture(tvlm_device_t *d, const tvlm_parser_t *p, size_t *len)
     return TVLM_STATUS_OK;
 }
 
+/* Order of a chunked transfer (LOAD_TABLE, VOCAB_WRITE, INFER): offset 0 starts one, every later chunk must
+ * continue it (same opcode and total, offset = bytes received so far) and stay inside the total. */
+static uint8_t chunk_order(tvlm_device_t *d, uint8_t opcode, uint32_t off, uint32_t total, uint32_t n)
+{
+    if (off == 0) {
+        d->xfer_op = opcode;
+        d->xfer_total = total;
+        d->xfer_received = 0;
+    } else if (d->xfer_op != opcode || off != d->xfer_received || total != d->xfer_total) {
+        return TVLM_STATUS_BAD_OFFSET;
+    }
+    if (n > total - off) return TVLM_STATUS_BAD_LENGTH;
+    return TVLM_STATUS_OK;
+}
+
+/* After a chunk's bytes are stored: MORE with the byte count, or the transfer is complete (OK). */
+static uint8_t chunk_done(tvlm_device_t *d, uint32_t off, uint32_t n, size_t *len)
+{
+    d->xfer_received = off + n;
+    if (d->xfer_received < d->xfer_total) {
+        put32(reply_payload(d), d->xfer_received);
+        *len = 4;
+        return TVLM_STATUS_MORE;
+    }
+    d->xfer_op = 0;
+    return TVLM_STATUS_OK;
+}
+
 /* LOAD_TABLE and INFER: chunks of (offset, total, data) appended to the staging buffer in order */
 static uint8_t on_chunk(tvlm_device_t *d, const tvlm_parser_t *p, size_t *len)
 {
@@ -283,27 +311,15 @@ static uint8_t on_chunk(tvlm_device_t *d, const tvlm_parser_t *p, size_t *len)
     }
     if (total == 0) return TVLM_STATUS_BAD_LENGTH;
     if (total > d->staging_cap) return TVLM_STATUS_TOO_LARGE;
-    if (off == 0) {
-        d->xfer_op = p->opcode;
-        d->xfer_total = total;
-        d->xfer_received = 0;
-    } else if (d->xfer_op != p->opcode || off != d->xfer_received || total != d->xfer_total) {
-        return TVLM_STATUS_BAD_OFFSET;
-    }
-    if (n > total - off) return TVLM_STATUS_BAD_LENGTH;
+    uint8_t st = chunk_order(d, p->opcode, off, total, n);
+    if (st != TVLM_STATUS_OK) return st;
     memcpy(d->staging + off, p->payload + TVLM_CHUNK_HEADER_SIZE, n);
-    d->xfer_received = off + n;
-    if (d->xfer_received < total) {
-        put32(reply_payload(d), d->xfer_received);
-        *len = 4;
-        return TVLM_STATUS_MORE;
-    }
-    d->xfer_op = 0;
+    if ((st = chunk_done(d, off, n, len)) != TVLM_STATUS_OK) return st;
     if (p->opcode == TVLM_OP_INFER) return run_infer(d, p->flags, 0, 0, len);
     const uint16_t embed = d->model_status == TVLM_STATUS_OK ? d->model.hdr.embed_dim : d->table.cap_dims;
     const uint32_t model_id = d->model_status == TVLM_STATUS_OK ? d->model.hdr.model_id : 0u;
-    tvlm_status_t st = tvlm_table_load(&d->table, d->staging, total, embed, model_id);
-    if (st != TVLM_STATUS_OK) return (uint8_t)st;
+    st = (uint8_t)tvlm_table_load(&d->table, d->staging, total, embed, model_id);
+    if (st != TVLM_STATUS_OK) return st;
     default_query(d);
     *len = fill_info(d, reply_payload(d));
     return TVLM_STATUS_OK;
@@ -344,18 +360,16 @@ static uint8_t on_vocab_write(tvlm_device_t *d, const tvlm_parser_t *p, size_t *
     const uint32_t n = p->length - TVLM_CHUNK_HEADER_SIZE;
     if (total < TVLM_TABLE_HEADER_SIZE) return TVLM_STATUS_BAD_LENGTH;
     if (total > port->vocab_slot_size) return TVLM_STATUS_TOO_LARGE;
+    uint8_t st = chunk_order(d, p->opcode, off, total, n);
+    if (st != TVLM_STATUS_OK) return st;
     if (off == 0) {
-        d->xfer_op = 0;
-        if (port->flash_erase(port->ctx) != 0) return TVLM_STATUS_FLASH_ERROR;
+        if (port->flash_erase(port->ctx) != 0) {
+            d->xfer_op = 0;
+            return TVLM_STATUS_FLASH_ERROR;
+        }
         select_vocab(d);
         default_query(d);
-        d->xfer_op = p->opcode;
-        d->xfer_total = total;
-        d->xfer_received = 0;
-    } else if (d->xfer_op != p->opcode || off != d->xfer_received || total != d->xfer_total) {
-        return TVLM_STATUS_BAD_OFFSET;
     }
-    if (n > total - off) return TVLM_STATUS_BAD_LENGTH;
     const uint8_t *src = p->payload + TVLM_CHUNK_HEADER_SIZE;
     uint32_t pos = off, left = n;
     if (pos < TVLM_TABLE_HEADER_SIZE) {
@@ -369,13 +383,7 @@ static uint8_t on_vocab_write(tvlm_device_t *d, const tvlm_parser_t *p, size_t *
         d->xfer_op = 0;
         return TVLM_STATUS_FLASH_ERROR;
     }
-    d->xfer_received = off + n;
-    if (d->xfer_received < total) {
-        put32(reply_payload(d), d->xfer_received);
-        *len = 4;
-        return TVLM_STATUS_MORE;
-    }
-    d->xfer_op = 0;
+    if ((st = chunk_done(d, off, n, len)) != TVLM_STATUS_OK) return st;
     tvlm_table_header_t h;
     memcpy(&h, d->vocab_hdr, sizeof h);
     /* the header must describe exactly what was written before it may make the slot valid */
@@ -384,11 +392,11 @@ static uint8_t on_vocab_write(tvlm_device_t *d, const tvlm_parser_t *p, size_t *
         return TVLM_STATUS_FLASH_ERROR;
     select_vocab(d);
     if (d->vocab_source != TVLM_VOCAB_FLASH) {
-        tvlm_status_t st = tvlm_table_check(port->vocab_slot, total, d->model.hdr.embed_dim,
-                                            d->model.hdr.model_id, NULL);
+        st = (uint8_t)tvlm_table_check(port->vocab_slot, total, d->model.hdr.embed_dim, d->model.hdr.model_id,
+                                       NULL);
         (void)port->flash_erase(port->ctx); /* never leave a slot that the next boot would look at twice */
         select_vocab(d);
-        return (uint8_t)(st != TVLM_STATUS_OK ? st : TVLM_STATUS_BAD_TABLE);
+        return st != TVLM_STATUS_OK ? st : (uint8_t)TVLM_STATUS_BAD_TABLE;
     }
     default_query(d);
     *len = fill_info(d, reply_payload(d));

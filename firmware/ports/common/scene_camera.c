@@ -1,5 +1,24 @@
 #include "scene_camera.h"
 
+#include <stddef.h>
+
+static uint64_t (*camera_clock)(void *ctx);
+static uint32_t camera_frames;
+
+void tvlm_scene_camera_init(uint64_t (*clock_us)(void *ctx))
+{
+    camera_clock = clock_us;
+    camera_frames = 0;
+}
+
+tvlm_status_t tvlm_scene_capture(void *ctx, uint8_t *pixels, uint16_t w, uint16_t h, uint8_t c, uint64_t *t_us)
+{
+    if (camera_clock == NULL) return TVLM_STATUS_INTERNAL;
+    *t_us = camera_clock(ctx);
+    tvlm_scene_render(pixels, w, h, c, camera_frames++);
+    return TVLM_STATUS_OK;
+}
+
 /* sine of phase / 1024 turns, times 256, from two parabolas (a few % off the real sine: shading only) */
 static int32_t isin(uint32_t phase)
 {

@@ -20,7 +20,6 @@ static _Alignas(8) uint8_t vocab[TVLM_TABLE_HEADER_SIZE + VOCAB_ROWS * (8u + VOC
 static _Alignas(8) uint8_t slot[16u * 1024u];
 static tvlm_device_t dev;
 static uint64_t now_us;
-static uint32_t frames;
 static int ready;
 
 static void sink(void *ctx, const uint8_t *buf, size_t len)
@@ -37,13 +36,6 @@ static uint64_t clock_us(void *ctx)
 {
     (void)ctx;
     return now_us += 1000u;
-}
-
-static tvlm_status_t capture(void *ctx, uint8_t *px, uint16_t w, uint16_t h, uint8_t c, uint64_t *t_us)
-{
-    *t_us = clock_us(ctx);
-    tvlm_scene_render(px, w, h, c, frames++);
-    return TVLM_STATUS_OK;
 }
 
 static int flash_erase(void *ctx)
@@ -64,8 +56,9 @@ static int flash_program(void *ctx, uint32_t off, const uint8_t *data, uint32_t 
     return 0;
 }
 
-static const tvlm_port_t port = {sink, NULL, NULL, TVLM_PORT_HOST, TVLM_WORK_NONE, 0, 0, 0, clock_us, capture,
-                                 TVLM_CAMERA_GENERATED, slot, sizeof slot, flash_erase, flash_program};
+static const tvlm_port_t port = {sink, NULL, NULL, TVLM_PORT_HOST, TVLM_WORK_NONE, 0, 0, 0,
+                                 clock_us, tvlm_scene_capture, TVLM_CAMERA_GENERATED,
+                                 slot, sizeof slot, flash_erase, flash_program};
 
 /* a valid built-in vocabulary for the default model, so SET_QUERY/LOOKUP/LIST/CAPTURE reach their flash paths */
 static void make_vocab(void)
@@ -122,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * flash slot is kept, as flash is through a reboot. */
         if (!ready) flash_erase(NULL);
         make_vocab();
+        tvlm_scene_camera_init(clock_us);
         tvlm_device_config_t cfg = {64, 128, (size > 1 && (data[1] & 1)) ? TVLM_PATH_PLAIN : TVLM_PATH_DSP, 7,
                                     vocab, sizeof vocab};
         if (tvlm_device_init(&dev, &port, &cfg, tvlm_default_model,

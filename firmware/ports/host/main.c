@@ -35,7 +35,6 @@ static _Alignas(8) uint8_t model_buf[MODEL_MAX];
 static _Alignas(8) uint8_t vocab_slot[VOCAB_SLOT_BYTES];
 static int flash_fd = -1;
 static uint64_t boot_ns;
-static uint32_t camera_frames;
 static tvlm_device_t dev;
 
 static void pty_write(void *ctx, const uint8_t *buf, size_t len)
@@ -76,13 +75,6 @@ static uint64_t clock_us(void *ctx)
 {
     (void)ctx;
     return (mono_ns() - boot_ns) / 1000u;
-}
-
-static tvlm_status_t camera_capture(void *ctx, uint8_t *pixels, uint16_t w, uint16_t h, uint8_t c, uint64_t *t_us)
-{
-    *t_us = clock_us(ctx); /* the exposure starts now; the render stands in for the sensor readout */
-    tvlm_scene_render(pixels, w, h, c, camera_frames++);
-    return TVLM_STATUS_OK;
 }
 
 /* The flash slot lives in RAM and in the --flash file: erase empties the file, program writes through. */
@@ -195,7 +187,8 @@ int main(int argc, char **argv)
     port.port_id = TVLM_PORT_HOST;
     port.work_unit = TVLM_WORK_NANOSECONDS;
     port.clock_us = clock_us;
-    port.capture = camera_capture;
+    tvlm_scene_camera_init(clock_us);
+    port.capture = tvlm_scene_capture;
     port.camera = TVLM_CAMERA_GENERATED;
     if (flash_fd >= 0) {
         port.vocab_slot = vocab_slot;

@@ -35,7 +35,6 @@ static _Alignas(8) uint8_t arena[TVLM_ARENA_BYTES];
 static tvlm_device_t dev;
 static volatile uint32_t systick_wraps;
 static char flash_path[256];
-static uint32_t camera_frames;
 
 void SysTick_Handler(void);
 void SysTick_Handler(void) { systick_wraps++; }
@@ -66,13 +65,6 @@ static uint64_t clock_us(void *ctx)
 {
     (void)ctx;
     return systick_ticks64() / (BOARD_SYSTICK_HZ / 1000000u);
-}
-
-static tvlm_status_t camera_capture(void *ctx, uint8_t *pixels, uint16_t w, uint16_t h, uint8_t c, uint64_t *t_us)
-{
-    *t_us = clock_us(ctx); /* the exposure starts now; the render stands in for the sensor readout */
-    tvlm_scene_render(pixels, w, h, c, camera_frames++);
-    return TVLM_STATUS_OK;
 }
 
 static uint8_t *slot(void) { return (uint8_t *)(uintptr_t)__vocab_slot_start; }
@@ -173,7 +165,8 @@ int main(void)
     port.ram_bytes = BOARD_RAM_BYTES;
     port.ticks_per_kinstr = calibrate();
     port.clock_us = clock_us;
-    port.capture = camera_capture;
+    tvlm_scene_camera_init(clock_us);
+    port.capture = tvlm_scene_capture;
     port.camera = TVLM_CAMERA_GENERATED;
     if (flash_attach()) {
         port.vocab_slot = __vocab_slot_start;
