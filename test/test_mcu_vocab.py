@@ -211,3 +211,33 @@ def test_vocab_cli_builds_with_a_model_dir_and_the_node_engine_uses_it(tmp_path)
                "model_dir": str(teacher)}
         with pytest.raises(ValueError, match="load its model.tvm"):
             backends.make_engine(cfg)
+
+
+def test_a_vocabulary_changed_across_a_reboot_is_looked_up_again(tmp_path):
+    flash = tmp_path / "flash.bin"
+    tty = str(tmp_path / "tty")
+    scene = make_scene(seed=6, width=160, height=120)
+    e = Emulator("host", flash=flash, link_path=tty)
+    e.start()
+    try:
+        with McuLink(e.url) as link:
+            link.vocab_write(vocab_blob(["red block", "blue ball"]))
+        link = McuLink(tty, timeout=1.0, retries=2, reconnects=3, reconnect_delay=0.1)
+        eng = McuEngine(link, hash_text_embed, dims=32, text_id=HASH_TEXT_ID, score_threshold=-1.0,
+                        allow_random_model=True).open()
+        first = eng.detect(scene.image, "pick the red block and the teal cone")  # flash row 0 + a RAM row
+        assert sorted(d.label for d in first.detections) == ["red block", "teal cone"]
+        e.kill()
+        # the device comes back with another vocabulary: "red block" is now row 2
+        with Emulator("host", flash=flash) as other, McuLink(other.url) as lk:
+            lk.vocab_write(vocab_blob(["green triangle", "blue ball", "red block"]))
+        e.start()
+        with pytest.raises(McuStatusError, match="BAD_STATE"):  # never scored with rows that moved
+            eng.detect(scene.image, "pick the red block and the teal cone")
+        res = eng.detect(scene.image, "pick the red block and the teal cone")
+        assert sorted(d.label for d in res.detections) == ["red block", "teal cone"]
+        # looked up again; the query sent names the new row (bytes 4-5: its first row id)
+        assert link.ops["VOCAB_LOOKUP"] == 2 and link._query[4:6] == (2).to_bytes(2, "little")
+        eng.close()
+    finally:
+        e.stop()

@@ -34,7 +34,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.backend import HASH_TEXT_ID, McuEngine, hash_text_embed
 from tinyvlm_ros.mcu.blob import table_from_embeddings
 from tinyvlm_ros.mcu.clock import ClockSync

@@ -391,6 +391,8 @@ class McuLink:
                 self._hello()
             if exc.status == pc.Status.BAD_STATE and self.reboots == before:
                 raise
+            if self._query_lost and opcode == pc.Op.INFER:
+                raise  # the rows the query named moved with the reboot: never run the device's default query
         return self._send_chunks(opcode, data, flags)
 
     def infer(self, image: np.ndarray, want_scores: bool = False) -> InferResult:
