@@ -108,7 +108,7 @@ def test_m4_flash_vocabulary_survives_an_emulator_restart_and_camera(tmp_path):
             (pc.VocabSource.FLASH, 3, zlib.crc32(blob))
         assert link.vocab_lookup([phrase_hash("green triangle")]) == [2]
         rng = np.random.default_rng(23)
-        assert check_bit_exact(link, model, None, rng, 2, [], vocab_blob=blob, vocab_rows=[2, 0]) == 2
+        assert check_bit_exact(link, model, None, rng, 1, [], vocab_blob=blob, vocab_rows=[2, 0]) == 1
         link.set_query([0, 1], threshold=0.0)
         before = link.clock()
         res = link.capture(want_scores=True, thumb_div=4)
