@@ -1,15 +1,22 @@
 """The microcontroller engine: :class:`McuEngine` implements :class:`tinyvlm_ros.types.Engine`.
 
-Text never runs on the MCU.  A target phrase the device's flash vocabulary holds
-is named by its row there (looked up by phrase hash, nothing uploaded); any other
-phrase is embedded on the host (``text_embed``, e.g. the CLIP text tower), cut to
-a Matryoshka prefix of ``dims``, quantized to int8 with a per-row scale and loaded
+Text never runs on the MCU.  A phrase the device's flash vocabulary holds is named
+by its row there (looked up by phrase hash, nothing uploaded); any other phrase is
+embedded on the host (``text_embed``, e.g. the CLIP text tower), cut to a
+Matryoshka prefix of ``dims``, quantized to int8 with a per-row scale and loaded
 into the MCU's RAM table.  Host-camera mode (:meth:`McuEngine.detect`): each frame
 is resized to the MCU's input size and sent, and the boxes that come back in grid
 cells are mapped to pixels of the original frame.  Device-camera mode
 (:meth:`McuEngine.capture`): the MCU grabs the frame from its own camera; the
 reply carries the capture time on the device clock, which
 :class:`tinyvlm_ros.mcu.clock.ClockSync` translates into the host's clock.
+
+Grounding: the MCU scores every phrase the command needs (targets, reference
+objects, excluded objects; up to 16 rows per INFER) in one frame, and the boxes
+per phrase go through the same resolver as the host engine
+(:mod:`tinyvlm_ros.grounding.resolve`), so qualifiers, ordinals, counts,
+relations and exclusions mean the same on both engines.  What the coarse grid
+changes is written in docs/commands.md ("Engines").
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from tinyvlm_ros.command import parse_targets
+from tinyvlm_ros.grounding import ParsedCommand, parse_targets
+from tinyvlm_ros.grounding.resolve import Candidate, resolve
 from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.blob import pack_table, quantize_table
 from tinyvlm_ros.mcu.clock import ClockSync, HostClock
@@ -33,12 +41,7 @@ from tinyvlm_ros.types import Detection, DetectionResult, Engine
 log = logging.getLogger(__name__)
 
 TextEmbed = Callable[[List[str]], np.ndarray]
-
-
-def split_command(command: Union[str, Sequence[str]]) -> List[str]:
-    """Return the target phrases of a command (the host engine's parser, so both engines agree)."""
-    return parse_targets(command).phrases
-
+Command = Union[str, Sequence[str], ParsedCommand]
 
 #: text id of :func:`hash_text_embed` (a table's rows say which embedder made them)
 HASH_TEXT_ID = zlib.crc32(b"tinyvlm hash_text_embed v1")
@@ -103,7 +106,6 @@ class McuEngine:
         score_threshold: default cosine threshold for a region to count (overridable per call).
         max_detections: default box limit (1..32).
         fallback: an engine used while the MCU is unreachable; None raises ConnectionError instead.
-        split: command -> target phrases (default :func:`split_command`).
         text_id: identity of ``text_embed`` (:func:`tinyvlm_ros.mcu.vocab.text_id`); flash vocabulary rows are
             used only when the vocabulary was made by the same embedder (same text id and prefix); 0 never
             uses them.
@@ -121,9 +123,7 @@ class McuEngine:
     def __init__(self, link: Union[McuLink, str], text_embed: TextEmbed, dims: int = 64, *,
                  baud: int = 921600, timeout: float = 2.0, score_threshold: float = 0.25,
                  max_detections: int = 8,
-                 fallback: Optional[Engine] = None,
-                 split: Callable[[Union[str, Sequence[str]]], List[str]] = split_command,
-                 text_id: int = 0, host_clock: HostClock = time.time_ns,
+                 fallback: Optional[Engine] = None, text_id: int = 0, host_clock: HostClock = time.time_ns,
                  allow_random_model: bool = False, expect_model_id: int = 0) -> None:
         if dims <= 0 or dims % 4:
             raise ValueError(f"dims must be a positive multiple of 4, got {dims}")
@@ -135,7 +135,6 @@ class McuEngine:
         self.score_threshold = score_threshold
         self.max_detections = max_detections
         self.fallback = fallback
-        self.split = split
         self.text_id = int(text_id)
         self.allow_random_model = allow_random_model
         self.expect_model_id = int(expect_model_id)
@@ -247,32 +246,38 @@ class McuEngine:
         return [in_flash[t] if in_flash[t] is not None else ram_row(self._phrases.index(t)) for t in targets]
 
     # ------------------------------------------------------------------ Engine
-    def _limits(self, score_threshold: Optional[float], max_detections: Optional[int]) -> Tuple[float, int]:
+    def _phrases_of(self, command: Command, score_threshold: Optional[float],
+                    max_detections: Optional[int]) -> Tuple[ParsedCommand, Dict[str, float], int]:
+        """The parsed command, the threshold of every phrase it needs scored, and the box limit."""
+        parsed = parse_targets(command)
         thr = self.score_threshold if score_threshold is None else float(score_threshold)
         limit = self.max_detections if max_detections is None else int(max_detections)
-        return thr, max(1, min(limit, pc.MAX_BOXES))
+        return parsed, parsed.phrase_thresholds(thr), max(1, min(limit, pc.MAX_BOXES))
 
-    def detect(self, image: np.ndarray, command: Union[str, Sequence[str]], *,
-               score_threshold: Optional[float] = None,
+    def detect(self, image: np.ndarray, command: Command, *, score_threshold: Optional[float] = None,
                max_detections: Optional[int] = None) -> DetectionResult:
-        """Detect the command's targets in an HxWx3 uint8 RGB frame on the MCU (host-camera mode)."""
+        """Detect the command's targets in an HxWx3 uint8 RGB frame on the MCU (host-camera mode).
+
+        Detection 0 is the chosen target, then the other instances of the target phrases (see
+        :class:`tinyvlm_ros.engine.detector.Detector`); ``failure`` says why a command could not be
+        grounded in this frame.
+        """
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image must be HxWx3 uint8, got {img.shape} {img.dtype}")
-        targets = self.split(command)
-        thr, limit = self._limits(score_threshold, max_detections)
+        parsed, thresholds, limit = self._phrases_of(command, score_threshold, max_detections)
         t0 = time.monotonic()
         try:
             if not self.link.is_open:
                 self.open()
-            rows = self._ensure_rows(targets)
-            result = self._run(img, targets, rows, thr, limit)
+            rows = self._ensure_rows(list(thresholds))
+            result = self._run(img, parsed, thresholds, rows, limit)
         except (ConnectionError, TimeoutError) as exc:
             self._lost(exc)
             if self.fallback is None:
                 raise
             log.warning("MCU unreachable (%s); using the fallback engine", exc)
-            res = self.fallback.detect(image, command, score_threshold=score_threshold,
+            res = self.fallback.detect(image, parsed, score_threshold=score_threshold,
                                        max_detections=max_detections)
             res.work["mcu_fallback"] = 1
             return res
@@ -281,15 +286,15 @@ class McuEngine:
         result.timings["mcu"] = time.monotonic() - t0
         return result
 
-    def capture(self, command: Union[str, Sequence[str]], *, score_threshold: Optional[float] = None,
+    def capture(self, command: Command, *, score_threshold: Optional[float] = None,
                 max_detections: Optional[int] = None,
                 thumb_div: int = 0) -> Tuple[DetectionResult, CaptureInfo]:
         """Device-camera mode: the MCU captures a frame itself, encodes and scores it, and returns boxes.
 
-        Boxes are in pixels of the device's frame (its model input size).  The capture time comes back on
-        the device clock and is translated into ``host_clock`` time (:class:`CaptureInfo`).  At most
-        ``MAX_QUERY_ROWS`` targets (one frame is scored once).  No fallback: without the device there is
-        no frame.
+        Boxes are in pixels of the device's frame (its model input size), grounded as in :meth:`detect`.
+        The capture time comes back on the device clock and is translated into ``host_clock`` time
+        (:class:`CaptureInfo`).  At most ``MAX_QUERY_ROWS`` phrases (one frame is scored once).  No
+        fallback: without the device there is no frame.
 
         Args:
             command: the command ("pick the red block") or its target phrases.
@@ -297,21 +302,20 @@ class McuEngine:
             max_detections: box limit (default: the engine's).
             thumb_div: > 0 also returns a thumbnail of the frame, its size divided by ``thumb_div``.
         """
-        targets = self.split(command)
-        if len(targets) > pc.MAX_QUERY_ROWS:
-            raise ValueError(f"device-camera mode scores at most {pc.MAX_QUERY_ROWS} targets per frame, "
-                             f"the command has {len(targets)}")
-        thr, limit = self._limits(score_threshold, max_detections)
+        parsed, thresholds, limit = self._phrases_of(command, score_threshold, max_detections)
+        if len(thresholds) > pc.MAX_QUERY_ROWS:
+            raise ValueError(f"device-camera mode scores at most {pc.MAX_QUERY_ROWS} phrases per frame, "
+                             f"the command needs {len(thresholds)}")
         t0 = time.monotonic()
         try:
             if not self.link.is_open:
                 self.open()
             if not self.link.info.get("camera"):
                 raise ValueError(f"the MCU at {self.link.url} reports no camera; use host-camera mode")
-            rows = self._ensure_rows(targets)
+            rows = self._ensure_rows(list(thresholds))
             if self.clock.stale(self.link.boot_id):
                 self.clock.sync(self.link.clock, self.link.boot_id)
-            self.link.set_query(rows, threshold=thr, max_boxes=limit)
+            self.link.set_query(rows, threshold=min(thresholds.values()), max_boxes=pc.MAX_BOXES)
             res = self.link.capture(want_scores=self.want_scores, thumb_div=thumb_div)
             if self.clock.boot_id != self.link.boot_id:
                 # the device rebooted during the request: its clock restarted, the stamp needs a new offset
@@ -321,10 +325,8 @@ class McuEngine:
             raise
         self.degraded = False
         self.last_error = ""
-        info = self.link.info
-        w, h = info["input_w"], info["input_h"]
-        result = DetectionResult(detections=self._detections(res, targets, 0, w, h)[:limit], targets=targets,
-                                 work=self._work([res]))
+        w, h = self.link.info["input_w"], self.link.info["input_h"]
+        result = self._ground(parsed, thresholds, [(0, res)], w, h, limit)
         result.timings["mcu"] = time.monotonic() - t0
         stamp, err = self.clock.to_host(res.capture_us)
         return result, CaptureInfo(res.capture_us, stamp, err, w, h, res.thumbnail)
@@ -333,33 +335,40 @@ class McuEngine:
         self.degraded = True
         self.last_error = str(exc)
 
-    def _run(self, img: np.ndarray, targets: List[str], rows: List[int], thr: float,
+    def _run(self, img: np.ndarray, parsed: ParsedCommand, thresholds: Dict[str, float], rows: List[int],
              limit: int) -> DetectionResult:
         info = self.link.info
         h, w = img.shape[:2]
         small = resize_input(img, info["input_w"], info["input_h"])
-        detections: List[Detection] = []
-        results = []
+        replies = []
+        # the device thresholds all rows of a query alike: ask with the lowest, keep per phrase its own
+        device_thr = min(thresholds.values())
         for start in range(0, len(rows), pc.MAX_QUERY_ROWS):  # the device scores up to 16 rows per frame
-            self.link.set_query(rows[start:start + pc.MAX_QUERY_ROWS], threshold=thr, max_boxes=limit)
-            res = self.link.infer(small, want_scores=self.want_scores)
-            results.append(res)
-            detections += self._detections(res, targets, start, w, h)
-        detections.sort(key=lambda d: -d.score)
-        return DetectionResult(detections=detections[:limit], targets=targets, work=self._work(results))
+            self.link.set_query(rows[start:start + pc.MAX_QUERY_ROWS], threshold=device_thr,
+                                max_boxes=pc.MAX_BOXES)
+            replies.append((start, self.link.infer(small, want_scores=self.want_scores)))
+        return self._ground(parsed, thresholds, replies, w, h, limit)
 
-    def _detections(self, res: InferResult, targets: List[str], start: int, w: int,
-                    h: int) -> List[Detection]:
-        """Return the reply's boxes as detections in pixels of a w x h frame, best first."""
-        sx, sy = w / res.grid_w, h / res.grid_h
-        out = []
-        for b in res.boxes:
-            ti = start + b["rank"]
-            x0, y0, x1, y1 = self._extent(res, b)
-            out.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
-                                 box_xyxy=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), target_index=ti))
-        out.sort(key=lambda d: -d.score)
-        return out
+    def _ground(self, parsed: ParsedCommand, thresholds: Dict[str, float],
+                replies: Sequence[Tuple[int, InferResult]], w: int, h: int, limit: int) -> DetectionResult:
+        """Boxes of the replies (each with the index of its first phrase) -> pixels of a w x h frame ->
+        candidates per phrase above its threshold -> the grounding resolver."""
+        phrases = list(thresholds)
+        lists: Dict[str, List[Candidate]] = {p: [] for p in phrases}
+        for start, res in replies:
+            sx, sy = w / res.grid_w, h / res.grid_h
+            for b in res.boxes:
+                phrase = phrases[start + b["rank"]]
+                score = b["score_q15"] / 32768.0
+                if score < thresholds[phrase]:
+                    continue
+                x0, y0, x1, y1 = self._extent(res, b)
+                lists[phrase].append(Candidate((x0 * sx, y0 * sy, x1 * sx, y1 * sy), max(0.0, score)))
+        grounded = resolve(parsed, lists, (h, w))
+        detections = [Detection(label=c.phrase, score=c.candidate.score, box_xyxy=c.candidate.box,
+                                target_index=c.target_index, role=c.role) for c in grounded.chosen[:limit]]
+        return DetectionResult(detections=detections, targets=parsed.phrases,
+                               work=self._work([r for _, r in replies]), failure=grounded.failure)
 
     def _work(self, results: Sequence[InferResult]) -> Dict[str, int]:
         work: Dict[str, int] = {"mcu_macs": sum(r.macs for r in results),
