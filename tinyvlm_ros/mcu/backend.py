@@ -248,7 +248,7 @@ class McuEngine:
     # ------------------------------------------------------------------ Engine
     def _phrases_of(self, command: Command, score_threshold: Optional[float],
                     max_detections: Optional[int]) -> Tuple[ParsedCommand, Dict[str, float], int]:
-        """The parsed command, the threshold of every phrase it needs scored, and the box limit."""
+        """Return the parsed command, the threshold of every phrase it needs scored, and the box limit."""
         parsed = parse_targets(command)
         thr = self.score_threshold if score_threshold is None else float(score_threshold)
         limit = self.max_detections if max_detections is None else int(max_detections)
@@ -351,8 +351,10 @@ class McuEngine:
 
     def _ground(self, parsed: ParsedCommand, thresholds: Dict[str, float],
                 replies: Sequence[Tuple[int, InferResult]], w: int, h: int, limit: int) -> DetectionResult:
-        """Boxes of the replies (each with the index of its first phrase) -> pixels of a w x h frame ->
-        candidates per phrase above its threshold -> the grounding resolver."""
+        """Ground the replies' boxes: pixels of a w x h frame, candidates per phrase, the resolver.
+
+        Each reply comes with the index of its first phrase; a box below its phrase's threshold is dropped.
+        """
         phrases = list(thresholds)
         lists: Dict[str, List[Candidate]] = {p: [] for p in phrases}
         for start, res in replies:
