@@ -88,6 +88,20 @@ class SharedEngine:
         finally:
             self._lock.release()
 
+    def capture(self, command: Any, *, score_threshold: Optional[float],
+                max_detections: int) -> Optional[Tuple[DetectionResult, Any]]:
+        """Ask an engine with its own camera (the MCU in device-camera mode) to capture and detect.
+
+        Returns:
+            (result, capture info with ``stamp_ns``, ``error_ns``, ``width``, ``height``), or None
+            when no engine is configured.
+        """
+        with self._lock:
+            engine = self._engine
+            if engine is None:
+                return None
+            return engine.capture(command, score_threshold=score_threshold, max_detections=max_detections)
+
 
 class FrameWorker:
     """A thread that takes the newest item from a slot and passes it to ``handle``.
@@ -100,14 +114,18 @@ class FrameWorker:
             and are dropped.
         rate_limit_hz: returns the current limit (0: none); read before every frame.
         on_leftover: called with an item still in the slot when the worker stops.
+        take: where items come from, ``take(timeout) -> item or None``; default the slot's
+            newest frame (a device that captures its own frames supplies its own).
     """
 
     def __init__(self, slot: LatestSlot, handle: Callable[[Any], None],
                  on_error: Callable[[BaseException], None],
                  rate_limit_hz: Callable[[], float] = lambda: 0.0,
                  on_leftover: Callable[[Any], None] = lambda item: None,
-                 name: str = "tinyvlm-worker") -> None:
+                 name: str = "tinyvlm-worker",
+                 take: Optional[Callable[[float], Any]] = None) -> None:
         self._slot = slot
+        self._take = take if take is not None else slot.take
         self._handle = handle
         self._on_error = on_error
         self._rate = rate_limit_hz
@@ -154,7 +172,7 @@ class FrameWorker:
                     # frames that arrive meanwhile replace each other in the slot (counted drops)
                     time.sleep(min(wait, 0.2))
                     continue
-            item = self._slot.take(timeout=0.2)
+            item = self._take(0.2)
             if item is None:
                 continue
             if not self._running.is_set():

@@ -10,9 +10,13 @@ file) it configures and activates itself (parameter ``autostart``).
 
 Callbacks never wait for inference: frames go to a newest-only slot that a
 worker thread drains, so a slow engine drops (and counts) stale frames instead
-of building up latency.  This file wires parameters, topics and the lifecycle;
-the service, the outputs and the diagnostics have their own modules, and the
-algorithms live in plain modules.
+of building up latency.  With ``backend: mcu`` and ``mcu_camera: device`` there
+is no image subscription: the worker asks the MCU to capture and detect, and
+the detections are stamped with the device's capture time in ROS time.
+
+This file wires parameters, topics and the lifecycle; the service, the outputs
+and the diagnostics have their own modules, and the algorithms live in plain
+modules.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
 from tinyvlm_ros import backends, health, params
 from tinyvlm_ros.command_state import Command, CommandState
@@ -125,7 +129,8 @@ class DetectNode(Node):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._cfg = {p.name: self.param(p.name) for p in params.PARAMS}
         try:
-            engine = backends.make_engine(self._cfg)
+            # device-camera stamps are translated into this node's ROS clock
+            engine = backends.make_engine(self._cfg, host_clock=lambda: self.get_clock().now().nanoseconds)
         except Exception as exc:
             # the expected kinds explain themselves; others (e.g. ONNX Runtime refusing a corrupt
             # model) keep their type name so the reason is never empty
@@ -146,14 +151,18 @@ class DetectNode(Node):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         super().on_activate(state)   # enables the lifecycle publishers
         image_topic = self._subscribe()
-        self._worker = FrameWorker(self._slot, self._on_frame, self._on_frame_error,
+        device = self._device_camera()
+        self._worker = FrameWorker(self._slot, self._on_capture if device else self._on_frame,
+                                   self._on_frame_error,
                                    rate_limit_hz=lambda: float(self.param("rate_limit_hz")),
-                                   on_leftover=lambda item: self.counters.inc("frames_dropped"))
+                                   on_leftover=lambda item: self.counters.inc("frames_dropped"),
+                                   take=self._next_capture if device else None)
         self._worker.start()
         self._set_state("active")
+        source = ("the MCU's camera" if device else
+                  f"'{image_topic}' ({self._cfg['image_transport']}, {self._cfg['image_reliability']})")
         self.get_logger().info(
-            f"active: image on '{image_topic}' ({self._cfg['image_transport']}, "
-            f"{self._cfg['image_reliability']}), "
+            f"active: image from {source}, "
             f"command on '{self.resolve_topic_name('command')}', detections on "
             f"'{self._outputs.topic('detections')}'")
         return TransitionCallbackReturn.SUCCESS
@@ -207,6 +216,9 @@ class DetectNode(Node):
         return False, why
 
     # ------------------------------------------------------------------ inputs
+    def _device_camera(self) -> bool:
+        return self._cfg.get("backend") == "mcu" and self._cfg.get("mcu_camera") == "device"
+
     def _subscribe(self) -> str:
         cfg = self._cfg
         reliability = (ReliabilityPolicy.RELIABLE if cfg["image_reliability"] == "reliable"
@@ -222,15 +234,21 @@ class DetectNode(Node):
         def events() -> SubscriptionEventCallbacks:
             return SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
 
-        if cfg["image_transport"] == "compressed":
+        self._subs = [self.create_subscription(String, "command", self._on_command, command_qos,
+                                               callback_group=group, event_callbacks=events())]
+        if self._device_camera():
+            image_topic = ""   # frames never cross DDS: the MCU captures them
+        elif cfg["image_transport"] == "compressed":
             image = self.create_subscription(CompressedImage, "image/compressed",
                                              lambda m: self._accept(m, "compressed"), image_qos,
                                              callback_group=group, event_callbacks=events())
+            self._subs.append(image)
+            image_topic = image.topic_name
         else:
             image = self.create_subscription(Image, "image", lambda m: self._accept(m, "raw"), image_qos,
                                              callback_group=group, event_callbacks=events())
-        self._subs = [image, self.create_subscription(String, "command", self._on_command, command_qos,
-                                                      callback_group=group, event_callbacks=events())]
+            self._subs.append(image)
+            image_topic = image.topic_name
         pairer = self._pairer
         if pairer is not None:
             self._subs.append(self.create_subscription(
@@ -239,7 +257,7 @@ class DetectNode(Node):
             self._subs.append(self.create_subscription(
                 CameraInfo, "camera_info", lambda m: pairer.add("camera_info", _stamp_ns(m.header), m),
                 qos_profile_sensor_data, callback_group=group))
-        return image.topic_name
+        return image_topic
 
     def _stop_inputs(self) -> None:
         worker, self._worker = self._worker, None
@@ -344,7 +362,48 @@ class DetectNode(Node):
         if self._outputs.wants_3d:
             self._publish_3d(msg.header, rgb.shape[:2], detections)
         t1 = time.perf_counter()
-        self._record_timings(msg, t0, t_decoded, t_engine, t1, result.timings)
+        self._record_timings(msg.header, t0, t_decoded, t_engine, t1, result.timings)
+        self.counters.inc("frames_processed")
+        if self.param("one_shot") and self.commands.finish(cmd):
+            self._reporter.publish_status()
+
+    def _next_capture(self, timeout: float) -> Optional[Tuple[None, str, float]]:
+        """Device-camera mode's frame source: one capture request whenever a command stands."""
+        if self.commands.standing is None:
+            time.sleep(min(timeout, 0.05))
+            return None
+        return (None, "device", time.monotonic())
+
+    def _on_capture(self, item: Tuple[None, str, float]) -> None:
+        """Device-camera mode: the MCU captures and detects; stamp with its capture time in ROS time."""
+        cmd = self.commands.standing
+        if cmd is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            out = self.engine.capture(cmd.parsed, score_threshold=self.threshold(),
+                                      max_detections=int(self.param("max_detections")))
+        except Exception:
+            self.counters.inc("frames_failed")
+            time.sleep(0.2)   # do not spin on a dead device
+            raise
+        worker = self._worker
+        if out is None or worker is None or not worker.running:
+            return
+        result, cap = out
+        t_engine = time.perf_counter()
+        self.counters.inc("frames_received")
+        self._last_frame_time = time.monotonic()
+        header = Header(frame_id=str(self.param("mcu_camera_frame_id")))
+        header.stamp = Time(nanoseconds=int(cap.stamp_ns)).to_msg()
+        detections = result.detections
+        if result.failure:
+            detections = []
+            self._command_failed(cmd, result.failure)
+        self._outputs.publish(header, None, detections, cmd.id, cmd.text, cmd.report.targets,
+                              bool(self.param("publish_masks")), frame_hw=(int(cap.height), int(cap.width)))
+        self._stages.add("capture_stamp_error", cap.error_ns * 1e-9)
+        self._record_timings(header, t0, t0, t_engine, time.perf_counter(), result.timings)
         self.counters.inc("frames_processed")
         if self.param("one_shot") and self.commands.finish(cmd):
             self._reporter.publish_status()
@@ -378,7 +437,7 @@ class DetectNode(Node):
         except ValueError as exc:
             self._report_problem("depth", f"bad depth image or camera_info: {exc}")
 
-    def _record_timings(self, msg: Any, t0: float, t_decoded: float, t_engine: float, t1: float,
+    def _record_timings(self, header: Any, t0: float, t_decoded: float, t_engine: float, t1: float,
                         engine_timings: Dict[str, float]) -> None:
         # node overhead: everything but the engine call (decode, messages, publish)
         self._stages.add("engine", t_engine - t_decoded)
@@ -386,7 +445,7 @@ class DetectNode(Node):
         self._stages.add("total", t1 - t0)
         for name, secs in engine_timings.items():
             self._stages.add(f"stage.{name}", secs)
-        stamp = Time.from_msg(msg.header.stamp)
+        stamp = Time.from_msg(header.stamp)
         if stamp.nanoseconds > 0:
             self._stages.add("latency", (self.get_clock().now() - stamp).nanoseconds * 1e-9)
         self._fps.tick()

@@ -7,7 +7,7 @@ frame's header, so a consumer pairs them by stamp.
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from rclpy.lifecycle import Node
@@ -54,17 +54,23 @@ class Outputs:
         pub = self._pubs.get(name)
         return pub.topic_name if pub is not None else self._node.resolve_topic_name(name)
 
-    def publish(self, header: Header, rgb: np.ndarray, detections: Sequence[Detection], command_id: int,
-                command: str, targets: Sequence[str], publish_masks: bool) -> None:
-        """Publish detections + their info (always together), the label image and the debug image."""
+    def publish(self, header: Header, rgb: Optional[np.ndarray], detections: Sequence[Detection],
+                command_id: int, command: str, targets: Sequence[str], publish_masks: bool,
+                frame_hw: Optional[Tuple[int, int]] = None) -> None:
+        """Publish detections + their info (always together), the label image and the debug image.
+
+        ``rgb`` is the processed frame; None when the node never saw the pixels (an MCU's own
+        camera), then ``frame_hw`` sizes the label image and no debug image is drawn.
+        """
         pubs = self._pubs
         if not pubs:
             return
         pubs["detections"].publish(convert.detections_to_msg(detections, header, command_id))
         pubs["detections_info"].publish(convert.info_msg(detections, header, command_id, command, targets))
-        if publish_masks:
-            pubs["masks"].publish(convert.mono8_msg(convert.label_image(detections, *rgb.shape[:2]), header))
-        if pubs["debug_image"].get_subscription_count() > 0:
+        hw = rgb.shape[:2] if rgb is not None else frame_hw
+        if publish_masks and hw is not None:
+            pubs["masks"].publish(convert.mono8_msg(convert.label_image(detections, *hw), header))
+        if rgb is not None and pubs["debug_image"].get_subscription_count() > 0:
             pubs["debug_image"].publish(convert.rgb_to_image_msg(annotate.draw(rgb, detections), header))
 
     @property
