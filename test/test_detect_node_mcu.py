@@ -43,7 +43,7 @@ def _mcu_node(models, url, log, *extra, allow_random=True):
     # the known-answer set's text tower has 16 dims: the table keeps all of them
     args = ["--params-file", _params_file(), "-p", "backend:=mcu", "-p", f"serial_port:={url}",
             "-p", f"model_dir:={models}", "-p", "matryoshka_dim:=16", "-p", "mcu_score_threshold:=0.01",
-            "-p", "mcu_timeout_s:=1.0", "-p", "diagnostics_period_s:=0.2", *extra]
+            "-p", "mcu_timeout_s:=3.0", "-p", "diagnostics_period_s:=0.2", *extra]
     if allow_random:  # the firmware's built-in encoder has random weights: wiring tests say so
         args += ["-p", "mcu_allow_random_model:=true"]
     return start_node("detect_node", args, log_path=log)
