@@ -51,9 +51,9 @@ DISTILL_OUT ?= out/distill
 distill-demo: build
 	$(ENV) && $(OVERLAY) && tinyvlm mcu distill --teacher $(DISTILL_OUT)/teacher --make-teacher \
 		--generate 2500 --epochs 60 --out $(DISTILL_OUT)/model
-	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.mcu.distill_bench --distilled $(DISTILL_OUT)/model \
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.distill.evaluate --distilled $(DISTILL_OUT)/model \
 		--target host --scenes 100 --markdown docs/distill.md
-	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.mcu.distill_bench --distilled $(DISTILL_OUT)/model \
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.distill.evaluate --distilled $(DISTILL_OUT)/model \
 		--target qemu-m4 --scenes 100 --dims 64 --markdown docs/distill.md
 
 # Cortex-M builds (M4, M7, M55) and the host build, then flash/RAM per port.
@@ -76,7 +76,7 @@ bench: build firmware
 	$(ENV) && $(OVERLAY) && tinyvlm bench node --frames 60 --rate 5 \
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
-	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.mcu.bench
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu
 
 clean:
 	rm -rf build install log

@@ -8,7 +8,8 @@ from typing import List, Sequence
 import numpy as np
 
 from tinyvlm_ros.mcu.blob import Model, Table, unpack_model, unpack_table
-from tinyvlm_ros.mcu.export import DEFAULT_MODEL_PATH, table_from_embeddings
+from tinyvlm_ros.mcu.blob import table_from_embeddings
+from tinyvlm_ros.mcu.random_model import DEFAULT_MODEL_PATH
 from tinyvlm_ros.mcu.link import InferResult, McuLink
 from tinyvlm_ros.mcu import reference as ref
 
@@ -32,7 +33,7 @@ def random_frame(rng: np.random.Generator, model: Model, i: int) -> np.ndarray:
     if kind == 1:
         base = rng.integers(0, 256, (1, 1, model.in_c))
         return np.clip(base + rng.integers(-8, 9, shape), 0, 255).astype(np.uint8)
-    from tinyvlm_ros.scenes import make_scene
+    from tinyvlm_ros.testing.scenes import make_scene
 
     return make_scene(seed=int(rng.integers(1 << 30)), width=model.in_w, height=model.in_h,
                       n_objects=3).image[:, :, :model.in_c]

@@ -191,7 +191,7 @@ def test_offline_bench_cli_takes_the_command_from_the_bag(bags, tmp_path, capsys
 def known_answer_models(tmp_path_factory):
     try:
         from tinyvlm_ros.engine.detector import Detector  # noqa: F401
-        from tinyvlm_ros.models.testmodels import make_known_answer_set
+        from tinyvlm_ros.testing.models import make_known_answer_set
     except ImportError as exc:
         pytest.skip(f"detector or known-answer models not available in this tree: {exc}")
     return Path(make_known_answer_set(tmp_path_factory.mktemp("ka")))

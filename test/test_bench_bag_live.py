@@ -41,7 +41,7 @@ def detect_node_exe():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     try:
-        from tinyvlm_ros.models.testmodels import make_known_answer_set
+        from tinyvlm_ros.testing.models import make_known_answer_set
     except ImportError as exc:
         pytest.skip(f"known-answer models not available in this tree: {exc}")
     return Path(make_known_answer_set(tmp_path_factory.mktemp("ka")))

@@ -11,9 +11,9 @@ import pytest
 
 from tinyvlm_ros import cli
 from tinyvlm_ros.bench import pipeline
-from tinyvlm_ros.scenes import make_scene
+from tinyvlm_ros.testing.scenes import make_scene
 
-testmodels = pytest.importorskip("tinyvlm_ros.models.testmodels",
+testmodels = pytest.importorskip("tinyvlm_ros.testing.models",
                                  reason="known-answer models come with the detector branch")
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ros_helpers import install_prefix, node_log, ros_node, spin_until, start_node, stop_node
-from tinyvlm_ros import scenes
+from tinyvlm_ros.geometry import box_iou
+from tinyvlm_ros.testing import scenes
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -33,7 +34,7 @@ LABELS = ["red block", "blue ball", "green triangle", "yellow block"]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from tinyvlm_ros.models.testmodels import make_known_answer_set
+    from tinyvlm_ros.testing.models import make_known_answer_set
 
     return make_known_answer_set(tmp_path_factory.mktemp("models") / "known")
 
@@ -126,7 +127,7 @@ def test_detects_the_named_object_with_the_image_stamp_masks_and_service(node):
         assert top.results[0].hypothesis.class_id == "red block"
         assert 0.0 < top.results[0].hypothesis.score <= 1.0
         label, _, box = convert.msg_to_boxes(msg)[0]
-        assert scenes.box_iou(box, truth.box_xyxy) >= 0.5
+        assert box_iou(box, truth.box_xyxy) >= 0.5
         assert len({d.id for d in msg.detections}) == len(msg.detections)
         assert top.header.stamp == sent.header.stamp
 

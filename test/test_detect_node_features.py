@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from ros_helpers import node_log, ros_node, spin_until, start_node, stop_node
-from tinyvlm_ros import imaging, scenes
+from tinyvlm_ros import imaging
+from tinyvlm_ros.geometry import box_iou
+from tinyvlm_ros.testing import scenes
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -20,7 +22,7 @@ from tinyvlm_ros.ros import convert  # noqa: E402
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from tinyvlm_ros.models.testmodels import make_known_answer_set
+    from tinyvlm_ros.testing.models import make_known_answer_set
 
     return make_known_answer_set(tmp_path_factory.mktemp("models") / "known")
 
@@ -68,7 +70,7 @@ def test_compressed_input_and_corrupt_frames(models, tmp_path):
             msg = next(m for m in dets if m.header.stamp.sec == 6)
             label, _, box = convert.msg_to_boxes(msg)[0]
             assert label == "blue ball"
-            assert scenes.box_iou(box, scene.find("blue ball")[0].box_xyxy) >= 0.5
+            assert box_iou(box, scene.find("blue ball")[0].box_xyxy) >= 0.5
     finally:
         assert stop_node(proc) == 0
 

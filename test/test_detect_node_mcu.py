@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from ros_helpers import node_log, ros_node, spin_until, start_node, stop_node
-from tinyvlm_ros import scenes
+from tinyvlm_ros.testing import scenes
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -29,7 +29,7 @@ from tinyvlm_ros.ros import convert  # noqa: E402
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from tinyvlm_ros.models.testmodels import make_known_answer_set
+    from tinyvlm_ros.testing.models import make_known_answer_set
 
     return make_known_answer_set(tmp_path_factory.mktemp("models") / "known")
 
@@ -133,9 +133,9 @@ def test_mcu_killed_mid_run_degrades_then_recovers(models, tmp_path):
 def test_distilled_encoder_end_to_end_through_the_node(tmp_path_factory, tmp_path):
     # distill -> CFQ int8 -> firmware blob -> QEMU Cortex-M4 -> detect_node -> Detection2DArray
     pytest.importorskip("torch")
-    from tinyvlm_ros.mcu.distill import DEFAULT_DIMS, build_dataset, train
-    from tinyvlm_ros.mcu.quantize import benchmark_scene, export_distilled
-    from tinyvlm_ros.models.testmodels import make_known_answer_set
+    from tinyvlm_ros.distill.train import DEFAULT_DIMS, build_dataset, train
+    from tinyvlm_ros.distill.quantize import benchmark_scene, export_distilled
+    from tinyvlm_ros.testing.models import make_known_answer_set
 
     root = tmp_path_factory.mktemp("distill_node")
     teacher = make_known_answer_set(root / "teacher")

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from tinyvlm_ros.engine.detector import Detector
-from tinyvlm_ros.models.testmodels import make_known_answer_set
-from tinyvlm_ros.scenes import box_iou, make_scene
+from tinyvlm_ros.testing.models import make_known_answer_set
+from tinyvlm_ros.geometry import box_iou
+from tinyvlm_ros.testing.scenes import make_scene
 from tinyvlm_ros.types import DetectionResult
 
 #: The known-answer segmenter works on 5 px cells (S = 512 for 640 px), so a

@@ -6,8 +6,9 @@ import pytest
 from tinyvlm_ros.engine.matcher import ClipMatcher
 from tinyvlm_ros.engine.segmenter import SamSegmenter
 from tinyvlm_ros.models.manifest import load_manifest
-from tinyvlm_ros.models.testmodels import make_known_answer_set
-from tinyvlm_ros.scenes import box_iou, make_scene
+from tinyvlm_ros.testing.models import make_known_answer_set
+from tinyvlm_ros.geometry import box_iou
+from tinyvlm_ros.testing.scenes import make_scene
 
 
 @pytest.fixture(scope="module")

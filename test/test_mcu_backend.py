@@ -11,7 +11,7 @@ import pytest
 
 from tinyvlm_ros.mcu.backend import McuEngine, hash_text_embed, split_command
 from tinyvlm_ros.mcu.emulate import Emulator, build
-from tinyvlm_ros.scenes import make_scene
+from tinyvlm_ros.testing.scenes import make_scene
 from tinyvlm_ros.types import DetectionResult
 
 

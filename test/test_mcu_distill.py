@@ -11,15 +11,15 @@ pytest.importorskip("torch")
 
 from mcu_helpers import check_bit_exact  # noqa: E402
 from tinyvlm_ros.mcu.blob import unpack_model  # noqa: E402
-from tinyvlm_ros.mcu.distill import DEFAULT_DIMS, build_dataset, parse_dims, train  # noqa: E402
-from tinyvlm_ros.mcu.distilled import (DistilledMcuEngine, engine_inputs, load_distilled,  # noqa: E402
-                                       refine_box)
+from tinyvlm_ros.distill.train import DEFAULT_DIMS, build_dataset, parse_dims, train  # noqa: E402
+from tinyvlm_ros.mcu.trained_model import (DistilledMcuEngine, engine_inputs, load_distilled,  # noqa: E402
+                                           refine_box)
 from tinyvlm_ros.mcu.emulate import Emulator, build, qemu_available  # noqa: E402
-from tinyvlm_ros.mcu.export import table_from_embeddings  # noqa: E402
+from tinyvlm_ros.mcu.blob import table_from_embeddings  # noqa: E402
 from tinyvlm_ros.mcu.link import McuLink  # noqa: E402
-from tinyvlm_ros.mcu.quantize import benchmark_scene, export_distilled  # noqa: E402
+from tinyvlm_ros.distill.quantize import benchmark_scene, export_distilled  # noqa: E402
 from tinyvlm_ros.mcu.reference import Box  # noqa: E402
-from tinyvlm_ros.models.testmodels import make_known_answer_set  # noqa: E402
+from tinyvlm_ros.testing.models import make_known_answer_set  # noqa: E402
 
 DIMS = list(DEFAULT_DIMS)
 
@@ -125,7 +125,7 @@ def test_qemu_detect_returns_boxes(distilled):
 def test_image_directory_gives_region_targets(distilled, tmp_path):
     import cv2
 
-    from tinyvlm_ros.scenes import make_scene
+    from tinyvlm_ros.testing.scenes import make_scene
 
     images = tmp_path / "images"
     images.mkdir()

@@ -15,7 +15,7 @@ from mcu_helpers import ROOT, check_bit_exact, default_model, random_table
 from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.codec import FrameParser, crc16, encode_frame, pack_struct
 from tinyvlm_ros.mcu.emulate import Emulator, build
-from tinyvlm_ros.mcu.export import DEFAULT_MODEL_PATH
+from tinyvlm_ros.mcu.random_model import DEFAULT_MODEL_PATH
 from tinyvlm_ros.mcu.link import McuLink, McuStatusError
 
 
@@ -93,7 +93,7 @@ def test_command_errors(link):
     bad[-1] ^= 0x40
     with pytest.raises(McuStatusError, match="BAD_TABLE"):
         link.load_table(bytes(bad))
-    from tinyvlm_ros.mcu.export import table_from_embeddings
+    from tinyvlm_ros.mcu.blob import table_from_embeddings
 
     with pytest.raises(McuStatusError, match="BAD_TABLE"):  # rows for another model's embedding space
         link.load_table(table_from_embeddings(rng.normal(size=(4, 64)), 32, model_id=0x1234))

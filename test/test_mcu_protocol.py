@@ -14,7 +14,8 @@ from tinyvlm_ros.mcu import gen_protocol
 from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.blob import pack_model, pack_table, quantize_table, unpack_model, unpack_table
 from tinyvlm_ros.mcu.codec import FrameParser, crc16, encode_frame, pack_struct, unpack_struct
-from tinyvlm_ros.mcu.export import quantize_multiplier, random_model
+from tinyvlm_ros.mcu.blob import quantize_multiplier
+from tinyvlm_ros.mcu.random_model import random_model
 from tinyvlm_ros.mcu import reference as ref
 
 frames = st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 255), st.integers(0, 255),
@@ -135,10 +136,10 @@ def test_model_blob_round_trip_and_checks():
 
 
 def test_default_model_blob_is_reproducible():
-    from tinyvlm_ros.mcu.export import DEFAULT_MODEL_PATH
+    from tinyvlm_ros.mcu.random_model import DEFAULT_MODEL_PATH
 
     assert pack_model(random_model(seed=0)) == DEFAULT_MODEL_PATH.read_bytes(), \
-        "firmware/models/default.tvm is stale: python -m tinyvlm_ros.mcu.export default"
+        "firmware/models/default.tvm is stale: python -m tinyvlm_ros.mcu.random_model default"
 
 
 def test_table_quantization():

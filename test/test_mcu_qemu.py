@@ -13,7 +13,7 @@ from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.blob import pack_model
 from tinyvlm_ros.mcu.codec import encode_frame
 from tinyvlm_ros.mcu.emulate import Emulator, build, qemu_available
-from tinyvlm_ros.mcu.export import random_model
+from tinyvlm_ros.mcu.random_model import random_model
 from tinyvlm_ros.mcu.link import McuLink
 
 pytestmark = pytest.mark.skipif(not qemu_available(), reason="qemu-system-arm not installed "

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinyvlm_ros import scenes
+from tinyvlm_ros.testing import scenes
 from ros_helpers import ros_node, spin_until, start_node, stop_node
 
 pytest.importorskip("rclpy")

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyvlm_ros.engine.tokenizer import ClipTokenizer, train_merges, write_merges
-from tinyvlm_ros.models.testmodels import keyword_corpus
+from tinyvlm_ros.testing.models import keyword_corpus
 
 GOLDEN = Path(__file__).parent / "data" / "open_clip_token_ids.json"
 

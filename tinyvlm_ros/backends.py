@@ -72,7 +72,7 @@ def _make_mcu(cfg: Dict[str, Any]) -> Engine:
     if cfg.get("mcu_model_dir"):
         # A distilled encoder: its text projection, prefix and calibrated threshold.  The MCU
         # must run the same model blob (the table carries the model id; a mismatch is refused).
-        from tinyvlm_ros.mcu.distilled import engine_inputs
+        from tinyvlm_ros.mcu.trained_model import engine_inputs
 
         teacher = _model_dir(cfg) if cfg.get("model_dir") else None
         inputs = engine_inputs(Path(cfg["mcu_model_dir"]).expanduser(), teacher_dir=teacher, dims=dims)

@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     ("bench", "tinyvlm_ros.bench.bag_cli"),
     ("bench", "tinyvlm_ros.bench.node"),
     ("mcu", "tinyvlm_ros.mcu.cli"),
+    ("mcu", "tinyvlm_ros.distill.train"),
 ]
 
 _GROUP_HELP = {

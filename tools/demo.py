@@ -49,7 +49,7 @@ def pick_models(cache: Optional[Path]) -> Tuple[Path, str]:
         if kind == "real":
             return real, f"REAL models from the cache: {real}"
         say(f"the cache's default set at {real} is of kind {kind!r}, not real; not using it")
-    from tinyvlm_ros.models.testmodels import make_known_answer_set
+    from tinyvlm_ros.testing.models import make_known_answer_set
 
     ka = Path(base) / "sets" / "known-answer"
     if not (ka / "manifest.json").is_file():

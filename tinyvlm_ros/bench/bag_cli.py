@@ -100,7 +100,7 @@ def resolve_model_dir(models: Optional[Path]) -> Path:
     if default is not None and (default / "manifest.json").is_file():
         return default
     raise FileNotFoundError(f"no model set given and none at {default}; pass --models DIR "
-                            "(a known-answer set from tinyvlm_ros.models.testmodels works too)")
+                            "(a known-answer set from tinyvlm_ros.testing.models works too)")
 
 
 def _make_engine(args: argparse.Namespace) -> Any:

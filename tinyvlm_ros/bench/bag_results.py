@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tinyvlm_ros.scenes import box_iou
+from tinyvlm_ros.geometry import box_iou
 from tinyvlm_ros.types import Detection
 
 IOU_THRESHOLD = 0.5

@@ -12,7 +12,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from tinyvlm_ros import scenes
+from tinyvlm_ros.testing import scenes
 from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.types import Detection
 

@@ -55,13 +55,13 @@ def run(models: Optional[Path] = None, frames: int = 60, rate_hz: float = 5.0, w
     from std_msgs.msg import Header, String
     from vision_msgs.msg import Detection2DArray
 
-    from tinyvlm_ros import scenes
+    from tinyvlm_ros.testing import scenes
     from tinyvlm_ros.msg import DetectorStatus
     from tinyvlm_ros.ros import convert
 
     tmp = tempfile.TemporaryDirectory(prefix="tinyvlm-bench-node-")
     if models is None:
-        from tinyvlm_ros.models.testmodels import make_known_answer_set
+        from tinyvlm_ros.testing.models import make_known_answer_set
 
         models = make_known_answer_set(Path(tmp.name) / "known")
     log = open(Path(tmp.name) / "detect_node.log", "wb")

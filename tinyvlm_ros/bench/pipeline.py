@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from tinyvlm_ros.scenes import make_scene
+from tinyvlm_ros.testing.scenes import make_scene
 
 WORKLOADS = ("auto", "realistic", "natural")
 

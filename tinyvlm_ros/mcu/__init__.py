@@ -1,1 +1,4 @@
-"""Microcontroller engine: firmware protocol, link, blobs, bit-exact reference, backend and CLI."""
+"""Microcontroller engine at run time: protocol, link, blobs, bit-exact reference, backend and CLI.
+
+Training the encoder lives in :mod:`tinyvlm_ros.distill`; nothing here imports torch.
+"""

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from tinyvlm_ros.command import parse_targets
-from tinyvlm_ros.mcu.export import table_from_embeddings
+from tinyvlm_ros.mcu.blob import table_from_embeddings
 from tinyvlm_ros.mcu.link import McuLink
 from tinyvlm_ros.types import Detection, DetectionResult, Engine
 

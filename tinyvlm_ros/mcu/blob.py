@@ -17,10 +17,11 @@ Table blob::
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
@@ -252,3 +253,23 @@ def unpack_table(blob: bytes) -> Table:
     scale = np.frombuffer(blob, "<i4", rows, pc.TABLE_HEADER_SIZE).astype(np.int32)
     data = np.frombuffer(blob, np.int8, rows * dims, pc.TABLE_HEADER_SIZE + 4 * rows).reshape(rows, dims)
     return Table(data.copy(), scale, h["model_id"])
+
+
+def quantize_multiplier(real: float) -> Tuple[int, int]:
+    """Split a real scale > 0 into (mult, shift): real ~= mult * 2^-shift, mult in [2^30, 2^31)."""
+    if not real > 0 or not math.isfinite(real):
+        raise ValueError(f"requantization scale must be positive and finite, got {real}")
+    m, e = math.frexp(real)
+    mult = int(round(m * (1 << 31)))
+    if mult == 1 << 31:
+        mult //= 2
+        e += 1
+    shift = 31 - e
+    if not 1 <= shift <= 62:
+        raise ValueError(f"requantization scale {real} out of range")
+    return mult, shift
+
+
+def table_from_embeddings(embeddings: np.ndarray, dims: int, model_id: int = 0) -> bytes:
+    """Text embeddings [N, D] float -> table blob of their ``dims``-prefix, int8 with per-row scale."""
+    return pack_table(quantize_table(embeddings, dims, model_id))

@@ -66,7 +66,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 def cmd_load_table(args: argparse.Namespace) -> int:
     """Load a table from a blob, embeddings or phrases."""
     from tinyvlm_ros.mcu.backend import hash_text_embed
-    from tinyvlm_ros.mcu.export import table_from_embeddings
+    from tinyvlm_ros.mcu.blob import table_from_embeddings
 
     if args.table:
         blob = Path(args.table).read_bytes()
@@ -93,7 +93,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"cannot read image {args.image}")
         image = bgr[:, :, ::-1].copy()
     else:
-        from tinyvlm_ros.scenes import make_scene
+        from tinyvlm_ros.testing.scenes import make_scene
 
         image = make_scene(seed=args.scene_seed).image
     with McuEngine(args.port, hash_text_embed, dims=args.dims, baud=args.baud, timeout=args.timeout,
@@ -109,7 +109,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_export_model(args: argparse.Namespace) -> int:
     """Write a seeded random model blob."""
     from tinyvlm_ros.mcu.blob import pack_model
-    from tinyvlm_ros.mcu.export import random_model
+    from tinyvlm_ros.mcu.random_model import random_model
 
     blob = pack_model(random_model(seed=args.seed))
     Path(args.out).write_bytes(blob)
@@ -159,10 +159,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export_model)
-
-    from tinyvlm_ros.mcu import distill  # torch is imported only when distill runs
-
-    distill.register(subparsers)
 
 
 if __name__ == "__main__":

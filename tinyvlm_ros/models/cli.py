@@ -107,10 +107,10 @@ def _cmd_make_test(args: argparse.Namespace) -> int:
         print(f"random-weight model set written to {out}")
         return 0
     try:
-        from tinyvlm_ros.models.testmodels import make_known_answer_set
+        from tinyvlm_ros.testing.models import make_known_answer_set
     except ImportError as exc:
         raise FileNotFoundError(
-            "the known-answer model generator (tinyvlm_ros/models/testmodels.py) is not in this "
+            "the known-answer model generator (tinyvlm_ros/testing/models.py) is not in this "
             f"checkout ({exc}); merge the detector branch, or use `make-test DIR --random`") from exc
     out = make_known_answer_set(args.out)
     print(f"known-answer model set written to {out or args.out}")

@@ -22,7 +22,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
-from tinyvlm_ros import imaging, scenes
+from tinyvlm_ros import imaging
+from tinyvlm_ros.testing import scenes
 from tinyvlm_ros.ros import convert
 from tinyvlm_ros.types import Detection
 

@@ -1,20 +1,18 @@
-"""Write the firmware's model and table blobs.
+"""The firmware's built-in model: an int8 encoder of the default architecture with random weights.
 
-* :func:`random_model` builds an int8 encoder of the default architecture with
-  seeded random weights, calibrated stage by stage: each layer's requantization
-  is fitted on the int8 outputs of the already-quantized layers before it, so
-  activations use the int8 range instead of saturating or vanishing.
-* :func:`table_from_embeddings` turns host text embeddings into the table blob
-  (Matryoshka prefix -> unit rows -> int8 with per-row scale).
+:func:`random_model` seeds the weights and calibrates stage by stage: each layer's
+requantization is fitted on the int8 outputs of the already-quantized layers before it, so
+activations use the int8 range instead of saturating or vanishing.  It exists to exercise the
+firmware (cost, bit-exactness, protocol); it detects nothing.  Trained encoders come from
+``tinyvlm mcu distill`` (:mod:`tinyvlm_ros.distill`).
 
-``python -m tinyvlm_ros.mcu.export model OUT [--seed N]`` and
-``python -m tinyvlm_ros.mcu.export default`` (rewrites firmware/models/default.tvm).
+``python -m tinyvlm_ros.mcu.random_model model OUT [--seed N]`` and
+``python -m tinyvlm_ros.mcu.random_model default`` (rewrites firmware/models/default.tvm).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import zlib
 from pathlib import Path
@@ -22,44 +20,17 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, pack_table, quantize_table
+from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, quantize_multiplier
 from tinyvlm_ros.mcu.paths import firmware_dir
 from tinyvlm_ros.mcu.reference import image_to_input, layer_acc, run_layer
+from tinyvlm_ros.mcu.spec import DEFAULT_ARCH, DEFAULT_INPUT
 
 DEFAULT_MODEL_PATH = firmware_dir() / "models" / "default.tvm"
-
-#: (op, k, stride, out_c, relu) per layer; input 96x96x3 -> 12x12 regions x 128 dims.
-DEFAULT_ARCH: Tuple[Tuple[str, int, int, int, bool], ...] = (
-    ("conv", 3, 2, 16, True),   # 48x48x16
-    ("dw", 3, 2, 16, True),     # 24x24x16
-    ("conv", 1, 1, 32, True),
-    ("dw", 3, 2, 32, True),     # 12x12x32
-    ("conv", 1, 1, 64, True),
-    ("dw", 3, 1, 64, True),
-    ("conv", 1, 1, 96, True),
-    ("conv", 1, 1, 128, False),  # region embeddings, symmetric int8
-)
-DEFAULT_INPUT = (96, 96, 3)  # width, height, channels
-
-
-def quantize_multiplier(real: float) -> Tuple[int, int]:
-    """Split a real scale > 0 into (mult, shift): real ~= mult * 2^-shift, mult in [2^30, 2^31)."""
-    if not real > 0 or not math.isfinite(real):
-        raise ValueError(f"requantization scale must be positive and finite, got {real}")
-    m, e = math.frexp(real)
-    mult = int(round(m * (1 << 31)))
-    if mult == 1 << 31:
-        mult //= 2
-        e += 1
-    shift = 31 - e
-    if not 1 <= shift <= 62:
-        raise ValueError(f"requantization scale {real} out of range")
-    return mult, shift
 
 
 def calibration_images(n: int, width: int, height: int, seed: int) -> List[np.ndarray]:
     """Return generated table-top scenes plus noise frames, uint8 HxWx3."""
-    from tinyvlm_ros.scenes import make_scene
+    from tinyvlm_ros.testing.scenes import make_scene
 
     rng = np.random.default_rng(seed)
     out = []
@@ -112,11 +83,6 @@ def random_model(seed: int = 0, arch: Sequence[Tuple[str, int, int, int, bool]] 
         acts = [run_layer(layer, a) for a in acts]
         h, w, c, zp = layer.out_h, layer.out_w, out_c, layer.out_zp
     return model
-
-
-def table_from_embeddings(embeddings: np.ndarray, dims: int, model_id: int = 0) -> bytes:
-    """Text embeddings [N, D] float -> table blob of their ``dims``-prefix, int8 with per-row scale."""
-    return pack_table(quantize_table(embeddings, dims, model_id))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

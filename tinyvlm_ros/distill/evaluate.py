@@ -1,11 +1,11 @@
 """Benchmark a distilled encoder end to end and write ``docs/distill.md``.
 
 For every prefix length: the firmware under QEMU (or the host build) detects "pick the red
-block" on generated scenes through :class:`~tinyvlm_ros.mcu.distilled.DistilledMcuEngine`; the
+block" on generated scenes through :class:`~tinyvlm_ros.mcu.trained_model.DistilledMcuEngine`; the
 same frames run through the bit-exact numpy reference (int8) and the float student (fp32), so
 the table shows what quantization costs and that the firmware's boxes equal the reference's.
 
-``python -m tinyvlm_ros.mcu.distill_bench --distilled DIR [--target qemu-m4] [--scenes 100]``
+``python -m tinyvlm_ros.distill.evaluate --distilled DIR [--target qemu-m4] [--scenes 100]``
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from tinyvlm_ros.mcu.blob import unpack_model
-from tinyvlm_ros.mcu.distill_data import LABELS, resize_input
-from tinyvlm_ros.mcu.distilled import engine_inputs, load_distilled
-from tinyvlm_ros.scenes import box_iou
+from tinyvlm_ros.distill.data import LABELS, resize_input
+from tinyvlm_ros.mcu.trained_model import engine_inputs, load_distilled
+from tinyvlm_ros.geometry import box_iou
 
 #: Seeds of the benchmark scenes: apart from training (0..), calibration (7000..) and export tests (7500..).
 SEED0 = 20000
@@ -39,10 +39,11 @@ def float_hits(root: Path, scenes, dims: List[int], thresholds: Dict[int, float]
     """Measure the detection rate of the float student and float projection (fp32 baseline), per prefix."""
     import torch
 
-    from tinyvlm_ros.mcu.distill import CHECKPOINT, DATA, student_embeddings
-    from tinyvlm_ros.mcu.distill_data import Teacher
-    from tinyvlm_ros.mcu.quantize import detection_hits
-    from tinyvlm_ros.mcu.student import Student, TextProjection
+    from tinyvlm_ros.distill.student import student_embeddings
+    from tinyvlm_ros.distill.train import CHECKPOINT, DATA
+    from tinyvlm_ros.distill.data import Teacher
+    from tinyvlm_ros.distill.quantize import detection_hits
+    from tinyvlm_ros.distill.student import Student, TextProjection
 
     state = torch.load(root / CHECKPOINT, weights_only=True)
     student = Student()
@@ -65,9 +66,9 @@ def run_benchmark(root: Path, target: str = "qemu-m4", n_scenes: int = 100, dims
     from tqdm import tqdm
 
     from tinyvlm_ros.mcu.blob import quantize_table
-    from tinyvlm_ros.mcu.distilled import boxes_from_scores
+    from tinyvlm_ros.mcu.trained_model import boxes_from_scores
     from tinyvlm_ros.mcu.emulate import Emulator, build
-    from tinyvlm_ros.mcu.quantize import benchmark_scene
+    from tinyvlm_ros.distill.quantize import benchmark_scene
     from tinyvlm_ros.mcu.reference import run_model, score_regions
 
     dm = load_distilled(root)
@@ -130,7 +131,7 @@ tinyvlm mcu distill --teacher MODEL_DIR (--generate N | --images DIR) --dims 16,
     [--epochs 60] [--resume] [--default-dim 64]
 ```
 
-* **Targets** (`tinyvlm_ros/mcu/distill_data.py`): the teacher's visual tower (ONNX Runtime) on mask-aware
+* **Targets** (`tinyvlm_ros/distill/data.py`): the teacher's visual tower (ONNX Runtime) on mask-aware
   crops of every object of a generated scene; each region's target is the coverage-weighted mix of the
   objects over it and the bare table.  Plain images (`--images`): the teacher on a 2x2-cell window per region.
 * **Student** (`student.py`): exactly the firmware's layers in torch (conv/depthwise + bias + ReLU, the last
@@ -146,9 +147,10 @@ tinyvlm mcu distill --teacher MODEL_DIR (--generate N | --images DIR) --dims 16,
   side, and the table is the firmware's per-row int8 quantization of the projected prefix.
 * **Output** (`OUT/`): `model.tvm` (firmware blob), `text_projection.npy` (float32 [D, 128], applied with
   numpy on the host), `distill.json` (prefixes, thresholds, numbers), `checkpoint.pt`, `history.json`,
-  `curves.png`.  At run time (`distilled.py`, no torch): `engine_inputs(OUT)` gives the blob path, the
-  projected text embedder, the prefix and the threshold; `.engine(url)` is a `DistilledMcuEngine`
-  (McuEngine that asks for the score map and refines boxes to sub-cell edges on the host).
+  `curves.png`.  At run time (`tinyvlm_ros/mcu/trained_model.py`, no torch): `engine_inputs(OUT)` gives the
+  blob path, the projected text embedder, the prefix and the threshold; `.engine(url)` is a
+  `DistilledMcuEngine` (McuEngine that asks for the score map and refines boxes to sub-cell edges on the
+  host).
 
 """
 
@@ -271,7 +273,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.render_only:
         bench = run_benchmark(root, args.target, args.scenes, dims)
         given = argv if argv is not None else sys.argv[1:]
-        bench["command"] = "python -m tinyvlm_ros.mcu.distill_bench " + shlex.join(given)
+        bench["command"] = "python -m tinyvlm_ros.distill.evaluate " + shlex.join(given)
         (root / f"bench_{args.target}.json").write_text(json.dumps(bench, indent=1))
     if args.markdown:
         # one column per target benchmarked into this directory (e.g. host for all prefixes, QEMU for one)

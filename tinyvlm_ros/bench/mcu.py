@@ -1,6 +1,6 @@
 """MCU benchmark: instructions per frame under QEMU ``-icount`` and the flash/RAM budget of each port.
 
-``python -m tinyvlm_ros.mcu.bench [--frames 3] [--targets qemu-m7,qemu-m4,...]`` prints a
+``python -m tinyvlm_ros.bench.mcu [--frames 3] [--targets qemu-m7,qemu-m4,...]`` prints a
 markdown report (the numbers in docs/mcu.md come from it).  Instructions are counted
 exactly: with ``-icount shift=6`` every instruction takes 64 ns of virtual time, SysTick
 counts the board clock, and the firmware measures ticks per 1000 instructions at boot.
@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from tinyvlm_ros.mcu.emulate import Emulator, binary_path, build
-from tinyvlm_ros.mcu.export import table_from_embeddings
+from tinyvlm_ros.mcu.blob import table_from_embeddings
 from tinyvlm_ros.mcu.link import McuLink
 
 DEFAULT_TARGETS = ["qemu-m7", "qemu-m4", "qemu-m55", "qemu-m55-dsp", "qemu-m7-plain", "qemu-m4-plain"]
@@ -26,7 +26,7 @@ CORES = {"qemu-m4": "Cortex-M4", "qemu-m7": "Cortex-M7", "qemu-m55": "Cortex-M55
 
 def measure(target: str, frames: int = 3, seed: int = 0) -> Dict[str, float]:
     """Instructions per frame (mean, min, max) and MACs for one target, default model, 4 query rows."""
-    from tinyvlm_ros.scenes import make_scene
+    from tinyvlm_ros.testing.scenes import make_scene
 
     build(target)
     rng = np.random.default_rng(seed)

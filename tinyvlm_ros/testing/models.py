@@ -2,7 +2,7 @@
 
 The graphs have exactly the inputs and outputs of ``docs/models.md`` (SAM
 encoder/decoder, CLIP visual/text towers, a BPE merges file) but compute
-something simple and exact, so end-to-end tests on :mod:`tinyvlm_ros.scenes`
+something simple and exact, so end-to-end tests on :mod:`tinyvlm_ros.testing.scenes`
 frames can assert the right box:
 
 * ``sam_encoder`` packs the image, average-pooled to the low-res mask grid
@@ -15,7 +15,7 @@ frames can assert the right box:
   prediction is high when the region's colour is coherent.
 * ``clip_visual`` is a *colour/shape matcher*: over the mask-aware crop's
   foreground (pixels not equal to the CLIP mean fill) it measures similarity
-  to the six :data:`~tinyvlm_ros.scenes.COLOURS` and the fill ratio of the
+  to the six :data:`~tinyvlm_ros.testing.scenes.COLOURS` and the fill ratio of the
   foreground's extent (block ~1, ball ~pi/4, triangle ~1/2).  Features:
   ``[6 colours, 3 shapes, neutral, other, 0...]``; colour and shape features
   are gated off for grey (table) crops.
@@ -42,7 +42,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tinyvlm_ros.engine.tokenizer import ClipTokenizer, train_merges, write_merges
 from tinyvlm_ros.models.manifest import sha256_file
-from tinyvlm_ros.scenes import COLOURS
+from tinyvlm_ros.testing.scenes import COLOURS
 
 OPSET = 18
 #: ORT accepts IR <= 13 for onnx 1.23 graphs; 8 is plenty for these ops.
@@ -82,7 +82,7 @@ def _const(name: str, value, dtype=np.float32) -> onnx.NodeProto:
 
 def _save(graph: onnx.GraphProto, path: Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="tinyvlm_ros.models.testmodels")
+                              producer_name="tinyvlm_ros.testing.models")
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

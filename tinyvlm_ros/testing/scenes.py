@@ -136,12 +136,3 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         objects.append(SceneObject(colour, shape, box, m))
     return Scene(np.clip(img, 0, 255).astype(np.uint8), objects)
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Return the IoU of two (x0, y0, x1, y1) boxes; 0.0 when either is empty."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / ua) if ua > 0 else 0.0

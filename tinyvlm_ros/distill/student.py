@@ -1,13 +1,13 @@
 """The float (torch) twin of the firmware's region encoder, used only for training.
 
-:class:`Student` has exactly the layers of :data:`tinyvlm_ros.mcu.export.DEFAULT_ARCH`
+:class:`Student` has exactly the layers of :data:`tinyvlm_ros.mcu.random_model.DEFAULT_ARCH`
 (or any architecture of the same form): plain ``conv``/``dw`` layers with bias, zero
 padding ``(k - 1) // 2``, ReLU on all but the last layer.  No batch norm or other
 op the firmware lacks, so its weights map one to one onto the int8 blob
-(:mod:`tinyvlm_ros.mcu.quantize`).  The input is ``pixel / 255`` (the firmware's
+(:mod:`tinyvlm_ros.distill.quantize`).  The input is ``pixel / 255`` (the firmware's
 input scale 1/255 with zero point -128 is the same real value).
 
-Torch is imported here and in :mod:`tinyvlm_ros.mcu.distill` only; the runtime never
+Torch is imported here and in :mod:`tinyvlm_ros.distill.train` only; the runtime never
 imports either module.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tinyvlm_ros.mcu.export import DEFAULT_ARCH, DEFAULT_INPUT
+from tinyvlm_ros.mcu.spec import DEFAULT_ARCH, DEFAULT_INPUT
 
 Arch = Sequence[Tuple[str, int, int, int, bool]]
 
@@ -104,3 +104,16 @@ class TextProjection(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """Project [..., teacher_dim] -> [..., embed_dim]."""
         return t @ self.weight
+
+
+def student_embeddings(student, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Float region embeddings [N, gh, gw, E] of uint8 [N, H, W, 3] frames."""
+    import torch
+
+    from tinyvlm_ros.distill.student import images_to_tensor
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            outs.append(student(images_to_tensor(images[i:i + batch])).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(outs).astype(np.float32)

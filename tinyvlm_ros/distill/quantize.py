@@ -28,12 +28,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, quantize_table, unpack_model
-from tinyvlm_ros.mcu.distill import prefix_scores, region_accuracy, student_embeddings
-from tinyvlm_ros.mcu.distill_data import LABELS, resize_input
-from tinyvlm_ros.mcu.distilled import COVER_WEIGHT, META_FILE, MODEL_FILE, PROJECTION_FILE, boxes_from_scores
-from tinyvlm_ros.mcu.export import DEFAULT_INPUT, quantize_multiplier
+from tinyvlm_ros.distill.objective import matryoshka_loss, prefix_scores, region_accuracy
+from tinyvlm_ros.distill.student import student_embeddings
+from tinyvlm_ros.distill.data import LABELS, resize_input
+from tinyvlm_ros.mcu.trained_model import META_FILE, MODEL_FILE, PROJECTION_FILE, boxes_from_scores
+from tinyvlm_ros.mcu.blob import quantize_multiplier
+from tinyvlm_ros.mcu.spec import COVER_WEIGHT, DEFAULT_INPUT
 from tinyvlm_ros.mcu.reference import image_to_input, layer_acc, run_layer, run_model, score_regions
-from tinyvlm_ros.scenes import COLOURS, SHAPES, Scene, box_iou, make_scene
+from tinyvlm_ros.geometry import box_iou
+from tinyvlm_ros.testing.scenes import COLOURS, SHAPES, Scene, make_scene
 
 RELU_PERCENTILE = 99.99
 EMBED_PERCENTILE = 99.99
@@ -94,7 +97,7 @@ def quantize_student(student, calib: np.ndarray, model_id: int = 0,
     """CFQ: float student -> int8 :class:`Model`, calibrated layer by layer on quantized activations.
 
     Args:
-        student: a trained :class:`~tinyvlm_ros.mcu.student.Student`.
+        student: a trained :class:`~tinyvlm_ros.distill.student.Student`.
         calib: uint8 [N, H, W, 3] calibration frames at the MCU input size.
         model_id: id written into the blob.
         equalize: strength of :func:`equalize_ranges` (0 turns it off).
@@ -163,8 +166,6 @@ def refit_projection(proj, emb_q: np.ndarray, data: Dict[str, np.ndarray], idx: 
                      dims: Sequence[int], steps: int = 150, lr: float = 1e-3) -> None:
     """Tune the text projection against the frozen int8 image side (same loss, student replaced by int8)."""
     import torch
-
-    from tinyvlm_ros.mcu.distill import matryoshka_loss
 
     e = torch.from_numpy(emb_q.astype(np.float32)).permute(0, 3, 1, 2)
     e = e / e.flatten(1).norm(dim=1).clamp_min(1e-6)[:, None, None, None] * 10.0  # scale is irrelevant
@@ -264,7 +265,7 @@ def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims
     """
     import torch
 
-    from tinyvlm_ros.mcu.distill_data import Teacher
+    from tinyvlm_ros.distill.data import Teacher
 
     if default_dim not in dims:
         raise ValueError(f"--default-dim {default_dim} is not one of the trained prefixes {list(dims)}")

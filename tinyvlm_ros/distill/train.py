@@ -1,10 +1,10 @@
 """Matryoshka distillation of the MCU's region encoder from a CLIP-interface teacher.
 
 ``tinyvlm mcu distill --teacher MODEL_DIR (--images DIR | --generate N) --out DIR`` builds the
-training set (:mod:`tinyvlm_ros.mcu.distill_data`), trains :class:`~tinyvlm_ros.mcu.student.Student`
-(the firmware's architecture) and a :class:`~tinyvlm_ros.mcu.student.TextProjection`, then
-quantizes stage by stage (:mod:`tinyvlm_ros.mcu.quantize`) and exports the firmware blob plus the
-numpy text projection (:mod:`tinyvlm_ros.mcu.distilled` reads them at run time, without torch).
+training set (:mod:`tinyvlm_ros.distill.data`), trains :class:`~tinyvlm_ros.distill.student.Student`
+(the firmware's architecture) and a :class:`~tinyvlm_ros.distill.student.TextProjection`, then
+quantizes stage by stage (:mod:`tinyvlm_ros.distill.quantize`) and exports the firmware blob plus the
+numpy text projection (:mod:`tinyvlm_ros.mcu.trained_model` reads them at run time, without torch).
 
 The loss, for every prefix length m of ``--dims`` (both sides cut to m dims and re-normalised):
 
@@ -16,7 +16,7 @@ The loss, for every prefix length m of ``--dims`` (both sides cut to m dims and 
 * detection: a logistic loss on ``(cos(student_m, (P text)_m) - 0.5) / 0.05`` whose target for the
   teacher's top label of a region is the fraction of the region objects cover (0 for the other
   labels): the firmware's threshold then separates the named object from the rest, and the score
-  map says how much of each cell the object fills (:func:`tinyvlm_ros.mcu.distilled.refine_box`);
+  map says how much of each cell the object fills (:func:`tinyvlm_ros.mcu.trained_model.refine_box`);
 * structure: the cosines of projected teacher embeddings (texts and a batch of region targets)
   at prefix m must equal the teacher's own, so P cannot collapse the space to cheat the first term.
 """
@@ -32,17 +32,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tinyvlm_ros.mcu.distill_data import LABELS
+from tinyvlm_ros.distill.data import LABELS
+from tinyvlm_ros.distill.objective import matryoshka_loss, region_accuracy
 
 DEFAULT_DIMS = (16, 32, 64, 128)
 CHECKPOINT = "checkpoint.pt"
 DATA = "data.npz"
 HISTORY = "history.json"
 CURVES = "curves.png"
-KL_TEACHER_TEMP = 0.02
-KL_STUDENT_TEMP = 0.05
-#: Cosine at which the detection term's logistic crosses 1/2: where a region should turn hot.
-DETECT_BIAS = 0.5
 
 
 def parse_dims(text: str, embed_dim: int = 128) -> List[int]:
@@ -62,14 +59,14 @@ def build_dataset(teacher_dir: Path, out: Path, generate: int = 0, images: Optio
                   progress: bool = True) -> Dict[str, np.ndarray]:
     """Make (or reuse) ``out/data.npz``: frames, region targets, coverage, labels, text embeddings.
 
-    Generated scenes come from :func:`tinyvlm_ros.scenes.make_scene` (seeds ``seed * 100000 + i``,
+    Generated scenes come from :func:`tinyvlm_ros.testing.scenes.make_scene` (seeds ``seed * 100000 + i``,
     2 to 4 objects); image files are read from ``images``.  The last ``val_fraction`` is held out.
     """
     from tqdm import tqdm
 
-    from tinyvlm_ros.mcu.distill_data import (Teacher, image_sample, load_rgb, read_images, scene_sample,
-                                              stack)
-    from tinyvlm_ros.scenes import make_scene
+    from tinyvlm_ros.distill.data import (Teacher, image_sample, load_rgb, read_images, scene_sample,
+                                          stack)
+    from tinyvlm_ros.testing.scenes import make_scene
 
     path = out / DATA
     if path.exists():
@@ -100,99 +97,6 @@ def build_dataset(teacher_dir: Path, out: Path, generate: int = 0, images: Optio
     out.mkdir(parents=True, exist_ok=True)
     np.savez(path, **data)
     return data
-
-
-# ---------------------------------------------------------------------------------------------- loss
-def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int]):
-    """Total loss and per-prefix parts.
-
-    Args:
-        student_out: torch float [B, E, gh, gw] region embeddings.
-        targets: torch float [B, gh, gw, D] unit teacher region embeddings.
-        cover: torch float [B, gh, gw] object coverage of each region.
-        text: torch float [K, D] unit teacher text embeddings of the label phrases.
-        proj: the :class:`TextProjection`.
-        dims: prefix lengths.
-
-    Returns:
-        (loss tensor, {"cos@m": mean student-target cosine, ...}).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    s = student_out.permute(0, 2, 3, 1).reshape(-1, student_out.shape[1])
-    t = targets.reshape(-1, targets.shape[-1])
-    w = 1.0 + 4.0 * cover.reshape(-1)
-    obj = cover.reshape(-1) >= 0.25
-    pt = proj(t)
-    ptext = proj(text)
-    t_logits = (t @ text.T) / KL_TEACHER_TEMP
-    # detection term: the probability that a region shows the teacher's top label is the fraction
-    # of it the objects cover (0 for every other label), so score maps trace objects sub-cell
-    cov = cover.reshape(-1)
-    y = F.one_hot(t_logits.argmax(dim=1), text.shape[0]).float() * cov[:, None]
-    pos_w = torch.full((text.shape[0],), 8.0)  # one positive label against 17 negatives and much table
-    # structure anchor: teacher texts + a sample of region targets, cosines before and after P
-    idx = torch.randperm(t.shape[0])[:64]
-    anchor = torch.cat([text, t[idx]], dim=0)
-    anchor_cos = anchor @ anchor.T
-    panchor = proj(anchor)
-    total = student_out.new_zeros(())
-    parts: Dict[str, float] = {}
-    for m in dims:
-        sm = F.normalize(s[:, :m], dim=1)
-        gm = F.normalize(pt[:, :m], dim=1)
-        cos = (sm * gm).sum(dim=1)
-        l_cos = ((1.0 - cos) * w).sum() / w.sum()
-        l_kl = s.new_zeros(())
-        tm = F.normalize(ptext[:, :m], dim=1)
-        if bool(obj.any()):
-            s_logits = (sm[obj] @ tm.T) / KL_STUDENT_TEMP
-            l_kl = F.kl_div(F.log_softmax(s_logits, dim=1), F.log_softmax(t_logits[obj], dim=1),
-                            log_target=True, reduction="batchmean")
-        all_logits = (sm @ tm.T - DETECT_BIAS) / KL_STUDENT_TEMP
-        bce = F.binary_cross_entropy_with_logits(all_logits, y, reduction="none", pos_weight=pos_w)
-        l_det = bce.mean() * text.shape[0] / 4.0
-        am = F.normalize(panchor[:, :m], dim=1)
-        l_struct = ((am @ am.T - anchor_cos) ** 2).mean()
-        total = total + l_cos + 0.5 * l_kl + l_struct + l_det
-        parts[f"cos@{m}"] = float(cos.mean().detach())
-        parts[f"kl@{m}"] = float(l_kl.detach())
-    parts["loss"] = float(total.detach())
-    return total, parts
-
-
-# ---------------------------------------------------------------------------------------------- eval
-def prefix_scores(emb: np.ndarray, text_rows: np.ndarray, m: int) -> np.ndarray:
-    """Cosines [N_regions, K] of region embeddings [..., E] and text rows [K, E] at prefix m."""
-    e = np.asarray(emb, np.float64).reshape(-1, emb.shape[-1])[:, :m]
-    t = np.asarray(text_rows, np.float64)[:, :m]
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-    return e @ t.T
-
-
-def region_accuracy(emb: np.ndarray, text_rows: np.ndarray, label: np.ndarray, m: int) -> float:
-    """Top-1 accuracy over the label phrases of regions that an object covers at least half of."""
-    lab = np.asarray(label).reshape(-1)
-    keep = lab >= 0
-    if not keep.any():
-        return float("nan")
-    sc = prefix_scores(np.asarray(emb).reshape(-1, emb.shape[-1])[keep], text_rows, m)
-    return float(np.mean(np.argmax(sc, axis=1) == lab[keep]))
-
-
-def student_embeddings(student, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    """Float region embeddings [N, gh, gw, E] of uint8 [N, H, W, 3] frames."""
-    import torch
-
-    from tinyvlm_ros.mcu.student import images_to_tensor
-
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            outs.append(student(images_to_tensor(images[i:i + batch])).permute(0, 2, 3, 1).numpy())
-    return np.concatenate(outs).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -234,7 +138,7 @@ def train(data: Dict[str, np.ndarray], out: Path, dims: Sequence[int], epochs: i
     import torch
     from tqdm import tqdm
 
-    from tinyvlm_ros.mcu.student import Student, TextProjection, images_to_tensor
+    from tinyvlm_ros.distill.student import Student, TextProjection, images_to_tensor
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -299,7 +203,7 @@ def evaluate(student, proj, data: Dict[str, np.ndarray], idx: np.ndarray, dims: 
     """Held-out loss, student-teacher cosine and region accuracy per prefix (float model)."""
     import torch
 
-    from tinyvlm_ros.mcu.student import images_to_tensor
+    from tinyvlm_ros.distill.student import images_to_tensor
 
     student.eval()
     with torch.no_grad():
@@ -329,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"the last prefix must be the full embedding (128), got {dims[-1]}")
     t0 = time.monotonic()
     if args.make_teacher and not (Path(args.teacher) / "manifest.json").exists():
-        from tinyvlm_ros.models.testmodels import make_known_answer_set
+        from tinyvlm_ros.testing.models import make_known_answer_set
 
         make_known_answer_set(args.teacher)
     data = build_dataset(Path(args.teacher), out, generate=args.generate,
@@ -337,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
                          progress=not args.quiet)
     student, proj, history = train(data, out, dims, args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                                    resume=args.resume, progress=not args.quiet, threads=args.threads)
-    from tinyvlm_ros.mcu.quantize import export_distilled
+    from tinyvlm_ros.distill.quantize import export_distilled
 
     report = export_distilled(student, proj, data, out, dims, Path(args.teacher),
                               default_dim=args.default_dim, history=history)

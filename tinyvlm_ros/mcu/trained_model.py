@@ -24,17 +24,12 @@ import numpy as np
 
 from tinyvlm_ros.mcu.backend import McuEngine
 from tinyvlm_ros.mcu.reference import Box, group_boxes
+from tinyvlm_ros.mcu.spec import COVER_BIAS, COVER_TEMP, COVER_WEIGHT
 
 MODEL_FILE = "model.tvm"
 PROJECTION_FILE = "text_projection.npy"
 META_FILE = "distill.json"
 
-#: Score -> coverage, as the distillation's detection term defines it (distill.DETECT_BIAS, KL_STUDENT_TEMP).
-COVER_BIAS = 0.5
-COVER_TEMP = 0.05
-#: The detection term's positive weight (8) makes the trained sigmoid s = 8c / (1 + 7c) for coverage c;
-#: refine_box inverts that (c = s / (w - (w - 1) s)); distill.json stores the value calibrated per prefix.
-COVER_WEIGHT = 8.0
 
 TextEmbed = Callable[[List[str]], np.ndarray]
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from tinyvlm_ros.mcu.backend import resize_input
-from tinyvlm_ros.scenes import COLOURS, SHAPES, Scene
+from tinyvlm_ros.testing.scenes import COLOURS, SHAPES, Scene
 
 #: Every object a generated scene can hold, as the phrase a user would say.
 LABELS: Tuple[str, ...] = tuple(f"{c} {s}" for c in COLOURS for s in SHAPES)
