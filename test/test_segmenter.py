@@ -108,8 +108,8 @@ def test_fast_mode_skips_grid_points_inside_accepted_masks(segmenter):
     finally:
         del segmenter.decode
     on_block = [i for i, (x, y) in enumerate(prompts) if block[int(y), int(x)]]
-    grid_on_block = sum(block[int(y), int(x)] for x, y in np.concatenate([grid_points(640, 480, 4),
-                                                                           grid_points(640, 480, 8)]))
+    grids = np.concatenate([grid_points(640, 480, 4), grid_points(640, 480, 8)])
+    grid_on_block = sum(block[int(y), int(x)] for x, y in grids)
     assert grid_on_block >= 20           # without skipping these would all be decoded
     assert 1 <= len(on_block) <= 4       # the first batch that reached the block, nothing after it
     assert max(on_block) < 4

@@ -465,24 +465,25 @@ class SamSegmenter:
         def cell(p: np.ndarray) -> Tuple[int, int]:
             return (min(n_coarse - 1, int(p[0] * n_coarse / w)), min(n_coarse - 1, int(p[1] * n_coarse / h)))
 
+        # three passes, each in batches, so a fine point is decided after its coarse cell's answer:
         # (point, the coarse cell it probes, the coarse cell it refines)
-        queue = [(np.asarray(p, np.float32), None, None) for p in seeds]
-        queue += [(p, cell(p), None) for p in grid_points(w, h, n_coarse)]
-        if n_grid > n_coarse:
-            queue += [(p, None, cell(p)) for p in grid_points(w, h, n_grid)]
+        passes = [[(np.asarray(p, np.float32), None, None) for p in seeds],
+                  [(p, cell(p), None) for p in grid_points(w, h, n_coarse)],
+                  [(p, None, cell(p)) for p in grid_points(w, h, n_grid)] if n_grid > n_coarse else []]
         empty_cells = set()
-        while queue:
-            todo = []
-            while queue and len(todo) < batch:
-                p, probes, refines = queue.pop(0)
-                if refines is not None and refines in empty_cells:
-                    continue
-                cx = int(np.clip(p[0] * scale / 4.0, 0, low - 1))
-                cy = int(np.clip(p[1] * scale / 4.0, 0, low - 1))
-                if not covered[cy, cx]:
-                    todo.append((p, probes))
-            if todo:
-                answered = take(np.asarray([p for p, _ in todo], np.float32))
-                empty_cells.update(c for (_, c), a in zip(todo, answered) if c is not None and not a)
+        for queue in passes:
+            while queue:
+                todo = []
+                while queue and len(todo) < batch:
+                    p, probes, refines = queue.pop(0)
+                    if refines is not None and refines in empty_cells:
+                        continue
+                    cx = int(np.clip(p[0] * scale / 4.0, 0, low - 1))
+                    cy = int(np.clip(p[1] * scale / 4.0, 0, low - 1))
+                    if not covered[cy, cx]:
+                        todo.append((p, probes))
+                if todo:
+                    answered = take(np.asarray([p for p, _ in todo], np.float32))
+                    empty_cells.update(c for (_, c), a in zip(todo, answered) if c is not None and not a)
         accepted.sort(key=lambda c: -c.iou_pred)
         return accepted, calls

@@ -30,6 +30,10 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--serial-port", default="", help="MCU port or pyserial URL (backend mcu)")
     p.add_argument("--mcu-model-dir", default="", help="distilled MCU encoder directory (backend mcu)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    p.add_argument("--workload", choices=("auto", "natural", "oracle"), default="auto",
+                   help="natural: the decoder's own masks; oracle: the decoder graph runs on every prompt "
+                        "but answers with the annotated regions (cost of random-weight sets); auto "
+                        "(default): oracle for random-weight sets, else natural")
     p.add_argument("--threshold", type=float, default=None, help="calibrated score threshold (default: the "
                                                                  "engine's)")
     p.add_argument("--max-absent", type=int, default=None,
@@ -93,17 +97,24 @@ def _run(args: argparse.Namespace) -> int:
     engine = make_engine({"backend": args.backend, "model_dir": str(models), "mode": args.mode,
                           "threads": args.threads, "serial_port": args.serial_port,
                           "mcu_model_dir": args.mcu_model_dir})
+    workload = args.workload
+    if workload == "auto":
+        workload = "oracle" if model_set.kind == "random" and args.backend == "local" else "natural"
+    before_photo = None
+    if workload == "oracle":
+        before_photo = _install_oracle(engine, ds)
     out = args.out or Path("out") / "eval" / f"{model_set.name}-{args.backend}-{args.mode}"
     settings: Dict[str, Any] = {
         "annotations": str(Path(ds.annotations).resolve()), "models": model_set.name,
         "model_dir": str(Path(models).resolve()),
         # an MCU run's kind is the host model set's (text tower) plus the MCU's own encoder
         "kind": model_set.kind if args.backend == "local" else f"mcu+{model_set.kind}",
-        "mode": args.mode, "backend": args.backend, "score_threshold": args.threshold,
+        "mode": args.mode, "backend": args.backend, "workload": workload, "score_threshold": args.threshold,
         "engine": {k: str(v) for k, v in engine.describe().items()}, "command_line": _command_line()}
     try:
         records = evaluate(ds, engine, commands, out, settings=settings, score_threshold=args.threshold,
-                           restart=args.restart, progress=not args.quiet, log=print)
+                           restart=args.restart, progress=not args.quiet, log=print,
+                           before_photo=before_photo)
     finally:
         close = getattr(engine, "close", None)
         if callable(close):
@@ -117,6 +128,22 @@ def _run(args: argparse.Namespace) -> int:
     print(f"hit rate plain {hr.get('plain')}, qualified {hr.get('qualified')}, absent {hr.get('absent')}; "
           f"frame p50 {summary['latency_s']['frame_p50']} s; report: {report}")
     return 0
+
+
+def _install_oracle(engine: Any, ds: Dataset):
+    """Make the local engine's decoder answer with each photo's annotated regions; return the photo hook."""
+    from tinyvlm_ros.eval.oracle import RegionDecoder, photo_regions
+
+    seg = getattr(engine, "segmenter", None)
+    if seg is None:
+        raise ValueError("--workload oracle needs the local engine (the oracle replaces its SAM decoder)")
+    oracle = RegionDecoder(seg.decode, seg.input_size, seg.low_size)
+    seg.decode = oracle  # instance attribute shadows the method: the detector calls the oracle
+
+    def before_photo(img, rgb) -> None:
+        oracle.set_frame(*photo_regions(rgb, [ds.mask(o.ann_id) for o in img.objects]))
+
+    return before_photo
 
 
 def coverage_markdown(result: Dict[str, Any], command: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -136,7 +137,10 @@ class Dataset:
         """Return the HxW bool mask of an annotation (polygons or RLE; its box without a segmentation)."""
         ann = self.coco.anns[ann_id]
         if ann.get("segmentation"):
-            return self.coco.annToMask(ann).astype(bool)
+            with warnings.catch_warnings():
+                # pycocotools' numpy-2 copy-keyword notice, once per mask, says nothing about the data
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return self.coco.annToMask(ann).astype(bool)
         img = self.coco.imgs[ann["image_id"]]
         m = np.zeros((img["height"], img["width"]), bool)
         x, y, w, h = ann["bbox"]

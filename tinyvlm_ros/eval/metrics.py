@@ -80,7 +80,7 @@ def summarise(dataset: Dataset, records: Sequence[Dict[str, Any]]) -> Dict[str, 
     totals = {"tp": 0, "fp": 0, "fn": 0}
     parse_fail: List[Dict[str, Any]] = []
     absent_fp = []
-    frame_lat, requery_lat, work_rows, errors = [], [], [], []
+    frame_lat, requery_lat, frame_cpu, work_rows, errors = [], [], [], [], []
     n_commands = 0
     for rec in records:
         img = images.get(rec["image"])
@@ -116,7 +116,9 @@ def summarise(dataset: Dataset, records: Sequence[Dict[str, Any]]) -> Dict[str, 
             if k == 0:
                 counts = {w: c.get("work", {}).get(w, 0) for w in ("decoder_calls", "masks", "crops")}
                 work_rows.append({"image": rec["image"], **counts, "latency_s": c["latency_s"],
-                                  "load_avg_1min": rec.get("load_avg_1min")})
+                                  "cpu_s": c.get("cpu_s"), "load_avg_1min": rec.get("load_avg_1min")})
+                if c.get("cpu_s") is not None:
+                    frame_cpu.append(float(c["cpu_s"]))
     tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
     work = {w: round(float(np.mean([r[w] for r in work_rows])), 2) if work_rows else None
             for w in ("decoder_calls", "masks", "crops")}
@@ -138,6 +140,7 @@ def summarise(dataset: Dataset, records: Sequence[Dict[str, Any]]) -> Dict[str, 
         "parse": {"commands": n_commands, "target_is_category": n_commands - len(parse_fail),
                   "rate": _ratio(n_commands - len(parse_fail), n_commands), "failures": parse_fail},
         "latency_s": {"frame_p50": _pct(frame_lat, 50), "frame_p95": _pct(frame_lat, 95),
+                      "frame_cpu_p50": _pct(frame_cpu, 50),
                       "requery_p50": _pct(requery_lat, 50), "requery_p95": _pct(requery_lat, 95),
                       "frame": [round(v, 4) for v in frame_lat], "requery_count": len(requery_lat)},
         "work_per_frame": work, "per_photo": work_rows, "errors": errors,

@@ -21,6 +21,13 @@ KIND_NOTES = {
     "known-answer": "KNOWN-ANSWER TEST MODELS (colour and shape words, built for generated scenes): "
                     "the accuracy numbers below are not an accuracy result",
 }
+WORKLOAD_NOTES = {
+    "natural": "Decoder: the model set's own masks.",
+    "oracle": "Decoder: ORACLE. The decoder graph runs on every prompt (its cost is real) but its masks are "
+              "replaced by the annotated regions under each prompt (tinyvlm_ros/eval/oracle.py), so masks, "
+              "crops and matching see ground-truth regions: the cost is that of a trained SAM's workload, "
+              "the accuracy numbers are not a measurement of any model.",
+}
 PLOTS = {"categories": "hit_rate_by_category.png", "latency": "latency.png", "sizes": "recall_by_size.png"}
 
 
@@ -113,6 +120,8 @@ def render_markdown(settings: Dict[str, Any], summary: Dict[str, Any], plots: Li
         f"Annotations: `{settings.get('annotations')}`; {s['commands']} commands ({kinds}); score threshold "
         f"{thr if thr is not None else 'engine default'}.",
         "",
+        WORKLOAD_NOTES.get(settings.get("workload", "natural"), ""),
+        "",
         "## Commands",
         "",
         "| hit rate: plain | qualified | absent (nothing returned) | precision | recall | TP | FP | FN |",
@@ -145,16 +154,18 @@ def render_markdown(settings: Dict[str, Any], summary: Dict[str, Any], plots: Li
                      f"| {_fmt(v['recall'])} |")
     lines += ["", "## Cost", "",
               f"Frame (first command on a photo): p50 {_fmt(lat['frame_p50'])} s, "
-              f"p95 {_fmt(lat['frame_p95'])} s; re-query (another command on the same photo): "
+              f"p95 {_fmt(lat['frame_p95'])} s (CPU p50 {_fmt(lat.get('frame_cpu_p50'))} s, all threads); "
+              "re-query (another command on the same photo): "
               f"p50 {_fmt(lat['requery_p50'])} s, p95 {_fmt(lat['requery_p95'])} s.  Per frame on average: "
               f"{work['decoder_calls']} decoder prompts, {work['masks']} masks, {work['crops']} CLIP crops.",
               "",
-              "| photo | decoder prompts | masks | crops | frame latency [s] | load (1 min) |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| photo | decoder prompts | masks | crops | frame latency [s] | CPU [s] | load (1 min) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in s["per_photo"]:
         load = f"{r['load_avg_1min']:.2f}" if r.get("load_avg_1min") is not None else "n/a"
+        cpu = f"{r['cpu_s']:.3f}" if r.get("cpu_s") is not None else "n/a"
         lines.append(f"| {r['image']} | {r['decoder_calls']} | {r['masks']} | {r['crops']} "
-                     f"| {r['latency_s']:.3f} | {load} |")
+                     f"| {r['latency_s']:.3f} | {cpu} | {load} |")
     if s["errors"]:
         lines += ["", "## Commands the engine refused", ""]
         lines += [f"- {e['image']}: `{e['command']}`: {e['error']}" for e in s["errors"]]

@@ -17,14 +17,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
+import numpy as np
+
 from tinyvlm_ros.eval.commands import EvalCommand
-from tinyvlm_ros.eval.dataset import Dataset
+from tinyvlm_ros.eval.dataset import Dataset, EvalImage
 from tinyvlm_ros.types import Engine
 
 RESULTS = "results.jsonl"
 SETTINGS = "run.json"
 #: Settings that must match for a rerun to continue a run (the rest is information).
-_KEY_FIELDS = ("annotations", "models", "model_dir", "kind", "mode", "backend", "score_threshold",
+_KEY_FIELDS = ("annotations", "models", "model_dir", "kind", "mode", "backend", "workload", "score_threshold",
                "commands_sha")
 
 
@@ -88,15 +90,17 @@ def run_commands(engine: Engine, image, commands: Iterable[EvalCommand],
     for cmd in commands:
         rec: Dict[str, Any] = {**cmd.to_dict(), "parsed": parsed_targets(cmd.text)}
         rec["parse_ok"] = rec["parsed"] == [cmd.category]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             res = engine.detect(image, cmd.text, score_threshold=score_threshold)
         except ValueError as exc:  # a command the engine does not understand is a miss, not a crash
-            rec.update(detections=[], latency_s=time.perf_counter() - t0, work={}, timings={},
-                       error=str(exc), failure="")
+            rec.update(detections=[], latency_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
+                       work={}, timings={}, error=str(exc), failure="")
             out.append(rec)
             continue
         rec["latency_s"] = round(time.perf_counter() - t0, 5)
+        # CPU seconds of every thread of this process: less sensitive to a busy machine than wall time
+        rec["cpu_s"] = round(time.process_time() - c0, 5)
         rec["detections"] = [{"label": d.label, "score": round(float(d.score), 4),
                               "box": [round(float(v), 2) for v in d.box_xyxy]} for d in res.detections]
         rec["work"] = {k: int(v) for k, v in res.work.items()}
@@ -109,7 +113,8 @@ def run_commands(engine: Engine, image, commands: Iterable[EvalCommand],
 
 def evaluate(dataset: Dataset, engine: Engine, commands: Dict[str, List[EvalCommand]], out_dir: Path, *,
              settings: Dict[str, Any], score_threshold: Optional[float] = None, restart: bool = False,
-             progress: bool = True, log: Callable[[str], None] = lambda s: None) -> List[Dict[str, Any]]:
+             progress: bool = True, log: Callable[[str], None] = lambda s: None,
+             before_photo: Optional[Callable[[EvalImage, np.ndarray], None]] = None) -> List[Dict[str, Any]]:
     """Run ``engine`` on every photo's commands, appending to ``out_dir/results.jsonl``.
 
     Args:
@@ -122,6 +127,8 @@ def evaluate(dataset: Dataset, engine: Engine, commands: Dict[str, List[EvalComm
         restart: discard a previous run in ``out_dir``.
         progress: show a progress bar.
         log: one line per photo.
+        before_photo: called with each photo and its RGB pixels before its commands run (the
+            decoder oracle takes the photo's regions here).
 
     Returns:
         Every photo record of the run, earlier ones included.
@@ -141,6 +148,8 @@ def evaluate(dataset: Dataset, engine: Engine, commands: Dict[str, List[EvalComm
     with open(out_dir / RESULTS, "a") as f:
         for img in tqdm(todo, desc="photos", unit="photo", disable=not progress):
             rgb = dataset.load(img)
+            if before_photo is not None:
+                before_photo(img, rgb)
             t0 = time.perf_counter()
             rec = {"image": img.file_name, "image_id": img.image_id, "width": img.width, "height": img.height,
                    "commands": run_commands(engine, rgb, commands[img.file_name], score_threshold),
