@@ -11,7 +11,7 @@ COLCON_BUILD := colcon build --base-paths $(ROOT) --packages-select tinyvlm_ros 
 	--event-handlers console_cohesion- summary+ status- \
 	--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=ON
 
-.PHONY: help setup apt build test demo demo-mcu bench firmware fuzz distill-demo clean
+.PHONY: help setup apt build test demo demo-mcu bench eval-docs firmware fuzz distill-demo clean
 
 help:
 	@echo "make demo    - set up, start the detector, replay a demo bag, print detections"
@@ -19,6 +19,7 @@ help:
 	@echo "make distill-demo - full distillation of the MCU encoder + its benchmark"
 	@echo "make test    - set up, colcon build, colcon test (every test)"
 	@echo "make bench   - pipeline + bag benchmarks, refreshes docs/benchmarks.md"
+	@echo "make eval-docs - prompt coverage and test-model runs on the shipped photos, refreshes docs/eval.md"
 	@echo "make firmware- cross-compile the MCU firmware and print its size"
 	@echo "make fuzz    - long libFuzzer run of the firmware's frame parser"
 
@@ -77,6 +78,11 @@ bench: build firmware
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
 	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu
+
+# Prompt coverage (no weights) and the known-answer / random-weight runs on the shipped photos;
+# the model sets are made once under out/models/ and reused.
+eval-docs: build
+	$(ENV) && $(OVERLAY) && python tools/eval_docs.py $(EVAL_ARGS)
 
 clean:
 	rm -rf build install log

@@ -69,6 +69,22 @@ def test_tiny_random_set_runs_the_whole_path_on_real_photos(tmp_path, tiny_rando
     assert summary["latency_s"]["frame_p50"] > 0
 
 
+def test_the_mcu_engine_runs_through_the_same_evaluation(tmp_path, known_answer):
+    from tinyvlm_ros.mcu.emulate import Emulator, build
+
+    build("host")
+    out = tmp_path / "mcu"
+    with Emulator("host") as emu:
+        assert cli.main(["eval", "run", "--backend", "mcu", "--serial-port", emu.url, "--models",
+                         str(known_answer), "--photos", "coffee.png", "--max-absent", "1", "--out", str(out),
+                         "--quiet"]) == 0
+    text, s = _report(out)
+    first = text.splitlines()[0]
+    assert "kind: mcu+known-answer" in first and "MCU engine" in first and "not an accuracy result" in first
+    assert s["settings"]["engine"]["backend"] == "mcu" and s["settings"]["engine"]["state"] == "ok"
+    assert s["commands"] == 4 and not s["errors"]  # cup, saucer, spoon and one absent object
+
+
 def _scene_coco(tmp_path, n=4):
     """Generated table-top scenes as a COCO file: what the known-answer models are built to find."""
     images, anns, cats = [], [], {}

@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tinyvlm_ros.eval.oracle import RegionDecoder
+from tinyvlm_ros.eval.oracle import attach
 from tinyvlm_ros.testing.scenes import make_scene
 
 WORKLOADS = ("auto", "realistic", "natural")
@@ -178,9 +178,7 @@ def run_pipeline_benchmark(models: os.PathLike, *, frames: int = 8, workload: st
         workload = "realistic" if kind == "random" else "natural"
     region_decoder = None
     if workload == "realistic":
-        seg = det.segmenter
-        region_decoder = RegionDecoder(seg.decode, seg.input_size, seg.low_size)
-        seg.decode = region_decoder  # instance attribute shadows the method: the detector calls ours
+        region_decoder = attach(det.segmenter)
 
     stats = {m: _ModeStats([], [], [], [], [], {}) for m in modes}
     requery: List[float] = []

@@ -132,13 +132,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _install_oracle(engine: Any, ds: Dataset):
     """Make the local engine's decoder answer with each photo's annotated regions; return the photo hook."""
-    from tinyvlm_ros.eval.oracle import RegionDecoder, photo_regions
+    from tinyvlm_ros.eval.oracle import attach, photo_regions
 
     seg = getattr(engine, "segmenter", None)
     if seg is None:
         raise ValueError("--workload oracle needs the local engine (the oracle replaces its SAM decoder)")
-    oracle = RegionDecoder(seg.decode, seg.input_size, seg.low_size)
-    seg.decode = oracle  # instance attribute shadows the method: the detector calls the oracle
+    oracle = attach(seg)
 
     def before_photo(img, rgb) -> None:
         oracle.set_frame(*photo_regions(rgb, [ds.mask(o.ann_id) for o in img.objects]))

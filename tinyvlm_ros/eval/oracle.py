@@ -162,6 +162,17 @@ class RegionDecoder:
         return masks, iou
 
 
+def attach(segmenter: SamSegmenter) -> RegionDecoder:
+    """Route a segmenter's decoder calls through a :class:`RegionDecoder` that still runs the real graph.
+
+    Returns the oracle; call its ``set_frame`` with each frame's regions (until then it passes the
+    decoder's own outputs through).
+    """
+    oracle = RegionDecoder(segmenter.decode, segmenter.input_size, segmenter.low_size)
+    segmenter.decode = oracle  # an instance attribute shadows the method: the detector calls the oracle
+    return oracle
+
+
 class OracleSegmenter(SamSegmenter):
     """The segmenter's own mask generation with :class:`RegionDecoder` answering and no model files.
 

@@ -34,7 +34,11 @@ PLOTS = {"categories": "hit_rate_by_category.png", "latency": "latency.png", "si
 def title_line(settings: Dict[str, Any], photos: int) -> str:
     """First line of the report: model set, its kind and what the kind means."""
     kind = settings.get("kind") or "unknown"
-    note = KIND_NOTES.get(kind, "kind unknown: treat the numbers as unverified")
+    # an MCU run's kind is "mcu+<kind of the host set whose text tower it uses>"
+    note = KIND_NOTES.get(kind.split("+")[-1], "kind unknown: treat the numbers as unverified")
+    if settings.get("backend") == "mcu":
+        return (f"# Evaluation of model set `{settings.get('models')}` (kind: {kind}; MCU engine with this "
+                f"set's text tower; {note}), {photos} photos")
     return (f"# Evaluation of model set `{settings.get('models')}` (kind: {kind}; {note}), "
             f"{settings.get('backend', 'local')} engine, {settings.get('mode')} mode, {photos} photos")
 
