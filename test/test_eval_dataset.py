@@ -58,7 +58,7 @@ def _copy(tmp_path):
 
 
 @pytest.mark.parametrize("breakage, match", [
-    (lambda d: "{not json", "not a COCO JSON file"),
+    (lambda d: "{not json", "is not a JSON annotation file"),
     (lambda d: {k: v for k, v in d.items() if k != "annotations"}, "missing the 'annotations' list"),
     (lambda d: {**d, "annotations": [{**d["annotations"][0], "bbox": [1, 2, 0, 5]}]}, "has no area"),
     (lambda d: {**d, "annotations": [{**d["annotations"][0], "bbox": [1, 2,

@@ -26,12 +26,11 @@ with no instance in the photo makes an absent command.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from tinyvlm_ros.eval.dataset import Dataset, EvalImage, GtObject
+from tinyvlm_ros.eval.dataset import Dataset, EvalImage, GtObject, read_json_object
 
 KINDS = ("plain", "qualified", "absent")
 #: Verbs cycled over plain commands (deterministically, by category), so the parser sees variety.
@@ -123,14 +122,8 @@ def load_commands(path: Path, dataset: Dataset) -> Dict[str, List[EvalCommand]]:
             photo and category.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"commands file {path} not found")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected {{\"photo.png\": [{{\"command\": ..., \"category\": ...}}]}}")
+    data = read_json_object(path, "commands file",
+                            '{"photo.png": [{"command": "pick the cup", "category": "cup"}]}')
     by_name = {img.file_name: img for img in dataset.images}
     known = set(dataset.categories.values())
     out: Dict[str, List[EvalCommand]] = {}

@@ -97,7 +97,8 @@ class Dataset:
 
         self.annotations = Path(annotations)
         self.image_dir = Path(images) if images is not None else self.annotations.parent
-        data = _read_json(self.annotations)
+        data = read_json_object(self.annotations, "annotation file",
+                                "a COCO object with images, annotations and categories")
         _validate(data, self.annotations)
         self.coco = COCO()
         self.coco.dataset = data
@@ -159,17 +160,35 @@ class Dataset:
         return rgb
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path, what: str, expected: str) -> dict:
+    """Read a JSON file that must hold an object.
+
+    Raises:
+        FileNotFoundError: "<what> <path> not found".
+        ValueError: not JSON, or not an object (the message says ``expected``).
+    """
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} not found")
+        raise FileNotFoundError(f"{what} {path} not found")
     try:
         data = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a COCO JSON file: {exc}") from exc
+        raise ValueError(f"{path} is not a JSON {what}: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a COCO object with images, annotations and categories, "
-                         f"got a JSON {type(data).__name__}")
+        raise ValueError(f"{path}: expected {expected}, got a JSON {type(data).__name__}")
     return data
+
+
+def _check_entry(path: Path, section: str, i: int, entry: object, keys: tuple, seen: set) -> None:
+    """One element of ``images`` or ``annotations``: an object with ``keys`` and an unused id."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: {section}[{i}] is not an object")
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise ValueError(f"{path}: {section}[{i}] lacks {', '.join(missing)}")
+    if entry["id"] in seen:
+        raise ValueError(f"{path}: {section[:-1]} id {entry['id']} appears twice")
+    seen.add(entry["id"])
 
 
 def _validate(data: dict, path: Path) -> None:
@@ -192,13 +211,7 @@ def _validate(data: dict, path: Path) -> None:
         cats[c["id"]] = c["name"].strip()
     images = set()
     for i, img in enumerate(data["images"]):
-        if not isinstance(img, dict):
-            raise ValueError(f"{path}: images[{i}] is not an object")
-        missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
-        if missing:
-            raise ValueError(f"{path}: images[{i}] lacks {', '.join(missing)}")
-        if img["id"] in images:
-            raise ValueError(f"{path}: image id {img['id']} appears twice")
+        _check_entry(path, "images", i, img, ("id", "file_name", "width", "height"), images)
         size = (img["width"], img["height"])
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in size) or min(size) < 1:
             raise ValueError(f"{path}: image {img['id']} has size {img['width']}x{img['height']}")
@@ -206,18 +219,10 @@ def _validate(data: dict, path: Path) -> None:
             unknown = [c for c in img.get(key, []) if c not in cats]
             if unknown:
                 raise ValueError(f"{path}: image {img['id']} {key} names unknown categories {unknown}")
-        images.add(img["id"])
-    ann_ids = set()
+    ann_ids: set = set()
     for i, ann in enumerate(data["annotations"]):
-        if not isinstance(ann, dict):
-            raise ValueError(f"{path}: annotations[{i}] is not an object")
-        missing = [k for k in ("id", "image_id", "category_id", "bbox") if k not in ann]
-        if missing:
-            raise ValueError(f"{path}: annotations[{i}] lacks {', '.join(missing)}")
+        _check_entry(path, "annotations", i, ann, ("id", "image_id", "category_id", "bbox"), ann_ids)
         where = f"{path}: annotation {ann['id']}"
-        if ann["id"] in ann_ids:
-            raise ValueError(f"{path}: annotation id {ann['id']} appears twice")
-        ann_ids.add(ann["id"])
         if ann["image_id"] not in images:
             raise ValueError(f"{where} refers to image {ann['image_id']}, which is not in 'images'")
         if ann["category_id"] not in cats:
