@@ -191,7 +191,7 @@ PHOTO_SPECS: List[Photo] = [
         Obj("flag", (0, 0, 245, 600), method="polygon",
             polygon=[(0, 0), (245, 0), (245, 350), (40, 599), (0, 599)], minus=["person", "cap"]),
         Obj("name tag", (76, 480, 170, 520), method="otsu", hull=True),
-        Obj("ribbons", (320, 486, 454, 529), method="polygon",
+        Obj("ribbon bar", (320, 486, 454, 529), method="polygon",
             polygon=[(365, 488), (408, 488), (408, 500), (450, 500), (452, 527), (322, 527), (345, 500),
                      (365, 500)]),
         Obj("button", (230, 572, 261, 600), method="otsu", hull=True),

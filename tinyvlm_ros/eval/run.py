@@ -38,7 +38,7 @@ def commands_digest(commands: Dict[str, List[EvalCommand]]) -> str:
 
 def parsed_targets(text: str) -> Optional[List[str]]:
     """Target phrases of a command as the node's parser reads it; None when it is not understood."""
-    from tinyvlm_ros.command import parse_command
+    from tinyvlm_ros.grounding import parse_command
 
     try:
         return list(parse_command(text).phrases)
