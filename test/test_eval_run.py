@@ -1,6 +1,8 @@
 """tinyvlm eval run: reports on the shipped photos, scoring, resumption, clear errors."""
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -25,9 +27,12 @@ def known_answer(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_random(tmp_path_factory):
     # the smallest real architectures: TinyCLIP 8M-16 and MobileSAM at 512 input, random weights
+    # in a child process: torch's thread pools stay out of this one (a later fork, e.g. flake8's
+    # workers in the same pytest session, could otherwise deadlock)
     out = tmp_path_factory.mktemp("random_eval") / "set"
-    assert cli.main(["models", "make-test", str(out), "--random", "--clip", "8m-16", "--sam-input", "512",
-                     "--seed", "3"]) == 0
+    subprocess.run([sys.executable, "-m", "tinyvlm_ros.cli", "models", "make-test", str(out), "--random",
+                    "--clip", "8m-16", "--sam-input", "512", "--seed", "3"], check=True, timeout=900,
+                   capture_output=True)
     return out
 
 
