@@ -11,7 +11,7 @@ COLCON_BUILD := colcon build --base-paths $(ROOT) --packages-select tinyvlm_ros 
 	--event-handlers console_cohesion- summary+ status- \
 	--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=ON
 
-.PHONY: help setup apt build test demo demo-mcu bench eval-docs firmware fuzz distill-demo clean
+.PHONY: help setup apt build test demo demo-mcu bench fidelity eval-docs firmware fuzz distill-demo clean
 
 help:
 	@echo "make demo    - set up, start the detector, replay a demo bag, print detections"
@@ -19,6 +19,7 @@ help:
 	@echo "make distill-demo - full distillation of the MCU encoder + its benchmark"
 	@echo "make test    - set up, colcon build, colcon test (every test)"
 	@echo "make bench   - pipeline + bag benchmarks, refreshes docs/benchmarks.md"
+	@echo "make fidelity- export vs the upstream code (random weights), refreshes docs/eval.md's fidelity section"
 	@echo "make eval-docs - prompt coverage and test-model runs on the shipped photos, refreshes docs/eval.md"
 	@echo "make firmware- cross-compile the MCU firmware and print its size"
 	@echo "make fuzz    - long libFuzzer run of the firmware's frame parser"
@@ -77,7 +78,15 @@ bench: build firmware
 	$(ENV) && $(OVERLAY) && tinyvlm bench node --frames 60 --rate 5 \
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
-	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu --markdown docs/mcu.md
+
+# Fidelity to upstream: MobileSAM + TinyCLIP built from the upstream code with random weights, exported with
+# `tinyvlm models export --int8`, compared on real photos; writes docs/bench/fidelity.json and the fidelity
+# section of docs/eval.md.  MOBILE_SAM_SRC=<checkout of ChaoningZhang/MobileSAM> makes its own package the
+# reference for MobileSAM (it is not on PyPI; default: segment-anything + the package's TinyViT).
+fidelity: build
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.fidelity \
+		$(if $(MOBILE_SAM_SRC),--mobile-sam-src $(MOBILE_SAM_SRC)) $(FIDELITY_ARGS)
 
 # Prompt coverage (no weights) and the known-answer / random-weight runs on the shipped photos;
 # the model sets are made once under out/models/ and reused.

@@ -1,4 +1,4 @@
-"""``tinyvlm models``: list, fetch, export and make-test.
+"""``tinyvlm models``: list, fetch, export, convert-checkpoint and make-test.
 
 Only argument wiring lives here; torch and open_clip are imported inside the
 export functions, so ``list`` and ``fetch`` work with the runtime alone.
@@ -37,9 +37,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sam-input", type=int, default=1024, choices=(1024, 512),
                    help="SAM encoder input size S (default 1024)")
     p.add_argument("--int8", action="store_true",
-                   help="also write int8 decoder and CLIP visual graphs and use them in the manifest")
+                   help="also write int8 decoder and CLIP visual graphs; each is used only when it agrees "
+                   "with fp32 on calibration images (the manifest records the agreement)")
+    p.add_argument("--calibration", type=Path,
+                   help="with --int8: directory of PNG/JPEG photos like your robot's to measure int8 on "
+                   "(default: the package's photos, else generated scenes)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-torch output check")
     p.set_defaults(func=_cmd_export)
+
+    p = subparsers.add_parser("convert-checkpoint", help="write a tensors-only copy of a training checkpoint "
+                              "that pickles Python objects (needs torch)")
+    p.add_argument("src", type=Path, help="checkpoint to read (e.g. a TinyCLIP epoch_N.pt)")
+    p.add_argument("dst", type=Path, help="tensors-only checkpoint to write (then give it to export)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling SRC: it runs the code the file names, so only for a file "
+                   "whose origin you trust")
+    p.set_defaults(func=_cmd_convert_checkpoint)
 
     p = subparsers.add_parser("make-test", help="write test model sets: known-answer (default) or "
                               "--random real architectures")
@@ -93,9 +106,27 @@ def _import_export():
 
 def _cmd_export(args: argparse.Namespace) -> int:
     export = _import_export()
+    calibration = None
+    if args.calibration is not None:
+        from tinyvlm_ros.models.int8_check import calibration_from_dir
+
+        calibration = calibration_from_dir(args.calibration)
     out = export.export_model_set(args.out, sam_ckpt=args.sam, clip=args.clip, clip_ckpt=args.clip_ckpt,
-                                  sam_input=args.sam_input, int8=args.int8, check=not args.no_check)
+                                  sam_input=args.sam_input, int8=args.int8, check=not args.no_check,
+                                  calibration=calibration)
     print(f"model set written to {out}")
+    return 0
+
+
+def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise FileNotFoundError("convert-checkpoint needs torch (the export extra: pip install "
+                                "'tinyvlm_ros[export]')") from exc
+    from tinyvlm_ros.models.checkpoint import convert_checkpoint
+
+    convert_checkpoint(args.src, args.dst, trust_pickle=args.trust_pickle)
     return 0
 
 
