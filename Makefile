@@ -11,7 +11,7 @@ COLCON_BUILD := colcon build --base-paths $(ROOT) --packages-select tinyvlm_ros 
 	--event-handlers console_cohesion- summary+ status- \
 	--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=ON
 
-.PHONY: help setup apt build test demo demo-mcu bench fidelity firmware fuzz distill-demo clean
+.PHONY: help setup apt build test demo demo-mcu bench fidelity eval-docs firmware fuzz distill-demo clean
 
 help:
 	@echo "make demo    - set up, start the detector, replay a demo bag, print detections"
@@ -20,6 +20,7 @@ help:
 	@echo "make test    - set up, colcon build, colcon test (every test)"
 	@echo "make bench   - pipeline + bag benchmarks, refreshes docs/benchmarks.md"
 	@echo "make fidelity- export vs the upstream code (random weights), refreshes docs/eval.md's fidelity section"
+	@echo "make eval-docs - prompt coverage and test-model runs on the shipped photos, refreshes docs/eval.md"
 	@echo "make firmware- cross-compile the MCU firmware and print its size"
 	@echo "make fuzz    - long libFuzzer run of the firmware's frame parser"
 
@@ -86,6 +87,11 @@ bench: build firmware
 fidelity: build
 	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.fidelity \
 		$(if $(MOBILE_SAM_SRC),--mobile-sam-src $(MOBILE_SAM_SRC)) $(FIDELITY_ARGS)
+
+# Prompt coverage (no weights) and the known-answer / random-weight runs on the shipped photos;
+# the model sets are made once under out/models/ and reused.
+eval-docs: build
+	$(ENV) && $(OVERLAY) && python tools/eval_docs.py $(EVAL_ARGS)
 
 clean:
 	rm -rf build install log

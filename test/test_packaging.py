@@ -26,8 +26,12 @@ def test_pip_builds_a_wheel_with_the_core_and_the_cli(tmp_path):
         assert "tinyvlm = tinyvlm_ros.cli:main" in zf.read(entry).decode()
         meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
     for module in ("tinyvlm_ros/cli.py", "tinyvlm_ros/command.py", "tinyvlm_ros/engine/detector.py",
-                   "tinyvlm_ros/imaging.py", "tinyvlm_ros/ros/detect_node.py"):
+                   "tinyvlm_ros/imaging.py", "tinyvlm_ros/ros/detect_node.py", "tinyvlm_ros/eval/cli.py"):
         assert module in names, f"{module} missing from the wheel"
+    # the shipped photos travel with a pip install (tinyvlm eval's default data set)
+    photos = (SOURCE_DIR / "tinyvlm_ros" / "data" / "photos")
+    for f in photos.iterdir():
+        assert f"tinyvlm_ros/data/photos/{f.name}" in names, f"{f.name} missing from the wheel"
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     assert any("onnxruntime" in r for r in requires)
     assert not any("rclpy" in r for r in requires)  # ROS comes from the system or tools/ros_env

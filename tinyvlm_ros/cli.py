@@ -1,4 +1,4 @@
-"""The ``tinyvlm`` command line: ``detect``, ``models``, ``bench``, ``mcu``.
+"""The ``tinyvlm`` command line: ``detect``, ``models``, ``bench``, ``mcu``, ``eval``.
 
 Each area registers its own subcommands from its own module, so this file only
 routes.  A module that cannot be imported (an optional extra missing) leaves
@@ -21,12 +21,14 @@ _COMMAND_MODULES = [
     ("bench", "tinyvlm_ros.bench.node"),
     ("mcu", "tinyvlm_ros.mcu.cli"),
     ("mcu", "tinyvlm_ros.distill.train"),
+    ("eval", "tinyvlm_ros.eval.cli"),
 ]
 
 _GROUP_HELP = {
     "models": "fetch, export and generate models",
     "bench": "benchmarks: pipeline and bag replay",
     "mcu": "microcontroller engine: emulate, talk to, distill",
+    "eval": "accuracy on annotated photos (run) and prompt coverage without weights (coverage)",
 }
 
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 
+from tinyvlm_ros.eval.oracle import attach
 from tinyvlm_ros.testing.scenes import make_scene
 
 WORKLOADS = ("auto", "realistic", "natural")
@@ -64,61 +64,6 @@ def region_labels(scene, n_regions: int, seed: int) -> np.ndarray:
     for i, obj in enumerate(scene.objects):
         labels[obj.mask] = n_bg + i
     return labels
-
-
-class RegionDecoder:
-    """Stands in for ``SamSegmenter.decode``: runs the real decoder graph, returns region masks.
-
-    The ONNX decoder runs on every prompt exactly as the detector asked (so
-    its cost is real); its output values are replaced by the three masks a
-    trained SAM would give for a point inside a region: the region itself
-    (predicted IoU 0.95), the region grown by two low-res cells (0.86, a
-    "whole" reading) and the region shrunk (0.6, a "part" reading).
-    """
-
-    def __init__(self, real_decode: Callable, input_size: int, low_size: int) -> None:
-        self.real_decode = real_decode
-        self.input_size = input_size
-        self.low_size = low_size
-        self.labels: Optional[np.ndarray] = None
-        self._cache: Dict[int, np.ndarray] = {}
-        self._kernel = np.ones((5, 5), np.uint8)
-
-    def set_frame(self, labels: np.ndarray) -> None:
-        """Use this frame's region map for the following decode calls."""
-        self.labels = labels
-        self._cache = {}
-
-    def _masks(self, region: int) -> np.ndarray:
-        if region not in self._cache:
-            h, w = self.labels.shape
-            scale = self.input_size / float(max(h, w))
-            m = (self.labels == region).astype(np.float32)
-            nw, nh = int(round(w * scale)), int(round(h * scale))
-            canvas = np.zeros((self.input_size, self.input_size), np.float32)
-            canvas[:nh, :nw] = cv2.resize(m, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            low = cv2.resize(canvas, (self.low_size, self.low_size), interpolation=cv2.INTER_AREA)
-            on = (low > 0.5).astype(np.uint8)
-            grown = cv2.dilate(on, self._kernel)
-            shrunk = cv2.erode(on, self._kernel)
-            if not shrunk.any():
-                shrunk = on
-            self._cache[region] = np.stack([(x.astype(np.float32) - 0.5) * 20.0 for x in (on, grown, shrunk)])
-        return self._cache[region]
-
-    def __call__(self, emb: np.ndarray, points_s: np.ndarray):
-        masks, iou = self.real_decode(emb, points_s)
-        if self.labels is None:
-            return masks, iou
-        h, w = self.labels.shape
-        scale = self.input_size / float(max(h, w))
-        masks = np.array(masks, np.float32, copy=True)
-        iou = np.array(iou, np.float32, copy=True)
-        for b, (x, y) in enumerate(np.asarray(points_s, np.float64) / scale):
-            r = int(self.labels[int(np.clip(y, 0, h - 1)), int(np.clip(x, 0, w - 1))])
-            masks[b] = self._masks(r)
-            iou[b] = (0.95, 0.86, 0.6)
-        return masks, iou
 
 
 @dataclass
@@ -233,9 +178,7 @@ def run_pipeline_benchmark(models: os.PathLike, *, frames: int = 8, workload: st
         workload = "realistic" if kind == "random" else "natural"
     region_decoder = None
     if workload == "realistic":
-        seg = det.segmenter
-        region_decoder = RegionDecoder(seg.decode, seg.input_size, seg.low_size)
-        seg.decode = region_decoder  # instance attribute shadows the method: the detector calls ours
+        region_decoder = attach(det.segmenter)
 
     stats = {m: _ModeStats([], [], [], [], [], {}) for m in modes}
     requery: List[float] = []

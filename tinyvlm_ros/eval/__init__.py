@@ -1,0 +1,1 @@
+"""Evaluation on real photos: COCO annotations, commands, engine runs, prompt coverage, reports."""
