@@ -1,8 +1,9 @@
-"""The ``tinyvlm`` command line: ``detect``, ``models``, ``bench``, ``mcu``.
+"""The ``tinyvlm`` command line: ``detect``, ``models``, ``bench``, ``mcu``, ``ros``.
 
 Each area registers its own subcommands from its own module, so this file only
-routes.  A module that cannot be imported (an optional extra missing) leaves
-its commands out instead of breaking the others; ``tinyvlm --help`` says so.
+routes.  A module that cannot be imported (an optional extra missing, or rclpy
+for ``ros``) leaves its commands out instead of breaking the others; ``tinyvlm
+--help`` says which and why.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ _COMMAND_MODULES = [
     ("bench", "tinyvlm_ros.bench.node"),
     ("mcu", "tinyvlm_ros.mcu.cli"),
     ("mcu", "tinyvlm_ros.distill.train"),
+    ("ros", "tinyvlm_ros.ros.cli"),
 ]
 
 _GROUP_HELP = {
     "models": "fetch, export and generate models",
     "bench": "benchmarks: pipeline and bag replay",
     "mcu": "microcontroller engine: emulate, talk to, distill",
+    "ros": "talk to a running detect_node: send a command, call Detect, echo detections",
 }
 
 
@@ -43,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = importlib.import_module(modname)
         except ImportError as exc:
-            if exc.name and modname.startswith(exc.name):
-                continue  # area not built yet
-            unavailable.append(f"{modname}: {exc}")
+            unavailable.append(f"{'tinyvlm ' + group if group else modname}: {exc}")
             continue
         if group is None:
             mod.register(top)
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
             gp.set_defaults(func=lambda args, _gp=gp: (_gp.print_help(), 2)[1])
         mod.register(groups[group])
     if unavailable:
-        parser.epilog = "unavailable (missing optional dependencies):\n  " + "\n  ".join(unavailable)
+        parser.epilog = "unavailable here (a dependency is missing):\n  " + "\n  ".join(unavailable)
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
@@ -73,6 +74,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (UserError, ValueError, FileNotFoundError) as exc:
         print(f"tinyvlm: error: {exc}", file=sys.stderr)
         return 2
+    except TimeoutError as exc:   # a bounded wait ran out: nothing answered
+        print(f"tinyvlm: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return int(rc or 0)

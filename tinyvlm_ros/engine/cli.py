@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import cv2
-import numpy as np
 
 from tinyvlm_ros.types import DetectionResult
 
@@ -30,22 +28,6 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.set_defaults(func=run)
 
 
-def load_image(path: str) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not an image OpenCV can read.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"image {p} not found")
-    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"image {p} cannot be read (not an image OpenCV understands)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def result_to_dict(result: DetectionResult) -> dict:
     """JSON-ready view of a result (masks summarised by their pixel count)."""
     return {
@@ -66,10 +48,11 @@ def run(args: argparse.Namespace, out=None) -> int:
 
     from tinyvlm_ros.annotate import draw
     from tinyvlm_ros.backends import default_model_dir
+    from tinyvlm_ros.imaging import read_image_file
 
     # --models, else the cache's default set (as the node does)
     models = args.models or str(default_model_dir())
-    image = load_image(args.image)
+    image = read_image_file(args.image)
     det = Detector.from_dir(models, mode=args.mode, threads=args.threads, matryoshka_dim=args.matryoshka_dim)
     result = det.detect(image, args.command, score_threshold=args.threshold,
                         max_detections=args.max_detections, return_masks=bool(args.out))
