@@ -84,7 +84,7 @@ bench: build firmware
 
 # The ROS 2 command line has no PyPI wheels; with ROS 2 from apt it is already there.  This installs it
 # into the venv from an archive of its upstream sources when one is next to the project.
-ROS2CLI_DIR ?= $(ROOT)/../shared/ros2cli
+ROS2CLI_DIR ?= $(or $(TINYVLM_ROS2CLI_DIR),$(ROOT)/../shared/ros2cli)
 ros2cli: setup
 	@if [[ ! -x "$(ROS2CLI_DIR)/install.sh" ]]; then \
 		echo "make ros2cli: no $(ROS2CLI_DIR)/install.sh here. The ROS 2 command line (ros2 launch, topic," \
