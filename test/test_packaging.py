@@ -38,6 +38,7 @@ def test_core_imports_without_rclpy(tmp_path):
     code = ("import sys; sys.modules['rclpy'] = None\n"
             "import tinyvlm_ros.command, tinyvlm_ros.engine.detector, tinyvlm_ros.imaging, tinyvlm_ros.cli\n"
             "import tinyvlm_ros.params, tinyvlm_ros.latest, tinyvlm_ros.depth, tinyvlm_ros.backends\n"
+            "import tinyvlm_ros.tracking, tinyvlm_ros.tracking.metrics\n"
             "print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=tmp_path)

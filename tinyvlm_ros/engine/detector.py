@@ -327,3 +327,30 @@ class Detector:
         timings["masks_out"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         return DetectionResult(detections=detections, targets=parsed.phrases, timings=timings, work=work)
+
+    def score_regions(self, image: np.ndarray, boxes: Sequence[Sequence[float]],
+                      masks: Sequence[Optional[np.ndarray]], phrases: Sequence[str]) -> np.ndarray:
+        """Calibrated score that region i of ``image`` shows ``phrases[i]`` (re-verifying tracked objects).
+
+        Costs one visual-tower batch (no segmentation): a tracker that drifted onto the table scores low.
+
+        Args:
+            image: HxWx3 uint8 RGB.
+            boxes: (x0, y0, x1, y1) per region, original pixels.
+            masks: HxW bool mask per region, or None (the whole box).
+            phrases: target phrase per region.
+
+        Returns:
+            float32 [N] in [0, 1], on the same scale as detection scores.
+        """
+        image = validate_image(image)
+        if not (len(boxes) == len(masks) == len(phrases)):
+            raise ValueError(f"need one mask and phrase per box, got {len(boxes)} boxes, {len(masks)} masks, "
+                             f"{len(phrases)} phrases")
+        if not len(boxes):
+            return np.zeros(0, np.float32)
+        with self._lock:
+            crops = np.stack([self.matcher.crop_region(image, b, m) for b, m in zip(boxes, masks)])
+            emb = self.matcher.embed_crops(crops)
+            scores = [self.matcher.scores(emb[i:i + 1], p)[0] for i, p in enumerate(phrases)]
+        return np.array(scores, np.float32)

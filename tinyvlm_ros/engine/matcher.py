@@ -82,17 +82,14 @@ class ClipMatcher:
         e = np.asarray(emb, np.float32)[:, :self.dim]
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
-    def crop(self, image: np.ndarray, cand: MaskCandidate, scale: float) -> np.ndarray:
-        """Mask-aware crop of one candidate: uint8 [R, R, 3] RGB, background = CLIP mean colour.
+    def _square(self, image: np.ndarray, box) -> tuple:
+        """Cut the crop square around ``box`` (margin included), mean colour where it leaves the frame.
 
-        Args:
-            image: HxWx3 uint8 frame the candidate was made on.
-            cand: the candidate (box in frame pixels, low-res logits).
-            scale: the segmentation's S-frame scale (for the logits).
+        Returns:
+            (canvas uint8 [side, side, 3], x0, y0, side), the square's corner and side in frame pixels.
         """
-        r = self.cfg.image_size
         h, w = image.shape[:2]
-        x0, y0, x1, y1 = cand.box
+        x0, y0, x1, y1 = box
         side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * self.crop_margin)
         side = int(np.ceil(max(side, 8.0)))
         cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
@@ -103,10 +100,41 @@ class ClipMatcher:
         ix1, iy1 = min(w, sx0 + side), min(h, sy0 + side)
         if ix1 > ix0 and iy1 > iy0:
             canvas[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0] = image[iy0:iy1, ix0:ix1]
-        interp = cv2.INTER_AREA if side > r else cv2.INTER_LINEAR
-        out = cv2.resize(canvas, (r, r), interpolation=interp)
+        return canvas, sx0, sy0, side
+
+    def _resize(self, canvas: np.ndarray) -> np.ndarray:
+        r = self.cfg.image_size
+        interp = cv2.INTER_AREA if canvas.shape[0] > r else cv2.INTER_LINEAR
+        return cv2.resize(canvas, (r, r), interpolation=interp)
+
+    def crop(self, image: np.ndarray, cand: MaskCandidate, scale: float) -> np.ndarray:
+        """Mask-aware crop of one candidate: uint8 [R, R, 3] RGB, background = CLIP mean colour.
+
+        Args:
+            image: HxWx3 uint8 frame the candidate was made on.
+            cand: the candidate (box in frame pixels, low-res logits).
+            scale: the segmentation's S-frame scale (for the logits).
+        """
+        r = self.cfg.image_size
+        canvas, sx0, sy0, side = self._square(image, cand.box)
+        out = self._resize(canvas)
         inside = logits_to_frame(cand.logits, scale, (sx0, sy0, side, side), (r, r)) > 0
         out[~inside] = self._fill
+        return out
+
+    def crop_region(self, image: np.ndarray, box, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        """Crop of a box (a tracked object), masked like :meth:`crop` when an HxW bool ``mask`` is given."""
+        r = self.cfg.image_size
+        canvas, sx0, sy0, side = self._square(image, box)
+        out = self._resize(canvas)
+        if mask is not None:
+            h, w = mask.shape
+            sq = np.zeros((side, side), np.uint8)
+            ix0, iy0, ix1, iy1 = max(0, sx0), max(0, sy0), min(w, sx0 + side), min(h, sy0 + side)
+            if ix1 > ix0 and iy1 > iy0:
+                sq[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0] = mask[iy0:iy1, ix0:ix1]
+            inside = cv2.resize(sq, (r, r), interpolation=cv2.INTER_NEAREST) > 0
+            out[~inside] = self._fill
         return out
 
     def to_pixel_values(self, crops: np.ndarray) -> np.ndarray:

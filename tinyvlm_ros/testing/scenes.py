@@ -53,7 +53,8 @@ class Scene:
         return [o for o in self.objects if o.label == label]
 
 
-def _shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.ndarray:
+def shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.ndarray:
+    """Return the HxW bool mask of one ``shape`` whose ``size``-pixel square box starts at (x0, y0)."""
     yy, xx = np.mgrid[0:h, 0:w]
     if shape == "block":
         m = (xx >= x0) & (xx < x0 + size) & (yy >= y0) & (yy < y0 + size)
@@ -70,6 +71,15 @@ def _shape_mask(shape: str, h: int, w: int, x0: int, y0: int, size: int) -> np.n
     else:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     return m
+
+
+def table_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Return an HxWx3 float array of the textured grey table: low-frequency shading plus pixel noise."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 150 + 20 * np.sin(xx / 97.0 + rng.uniform(0, 6)) * np.cos(yy / 71.0)
+    img = np.repeat(base[..., None], 3, axis=2)
+    img += rng.normal(0, 4, img.shape)
+    return img
 
 
 def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: int = 4,
@@ -106,11 +116,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
             used.add((c, s))
             names.append(f"{c} {s}")
         labels = names
-    # textured grey table: low-frequency shading plus pixel noise
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = 150 + 20 * np.sin(xx / 97.0 + rng.uniform(0, 6)) * np.cos(yy / 71.0)
-    img = np.repeat(base[..., None], 3, axis=2)
-    img += rng.normal(0, 4, img.shape)
+    img = table_texture(rng, height, width)
     occupied = np.zeros((height, width), bool)
     objects: List[SceneObject] = []
     for label in labels:
@@ -122,7 +128,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
             size = int(rng.integers(lo, hi + 1))
             x0 = int(rng.integers(2, width - size - 2))
             y0 = int(rng.integers(2, height - size - 2))
-            m = _shape_mask(shape, height, width, x0, y0, size)
+            m = shape_mask(shape, height, width, x0, y0, size)
             pad = np.zeros_like(occupied)
             pad[max(0, y0 - 6):y0 + size + 6, max(0, x0 - 6):x0 + size + 6] = True
             if not (occupied & pad).any():
