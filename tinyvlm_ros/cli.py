@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
             mod.register(top)
             continue
         if group not in groups:
-            gp = top.add_parser(group, help=_GROUP_HELP.get(group, ""))
+            # a module may describe its group's workflow (shown by `tinyvlm GROUP --help`)
+            gp = top.add_parser(group, help=_GROUP_HELP.get(group, ""),
+                                description=getattr(mod, "GROUP_DESCRIPTION", None),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
             groups[group] = gp.add_subparsers(dest=f"{group}_command", metavar="SUBCOMMAND")
             gp.set_defaults(func=lambda args, _gp=gp: (_gp.print_help(), 2)[1])
         mod.register(groups[group])
