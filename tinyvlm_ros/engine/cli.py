@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import Sequence
 
 import cv2
 
@@ -26,6 +28,27 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     p.add_argument("--matryoshka-dim", type=int, default=None, help="CLIP embedding prefix length")
     p.set_defaults(func=run)
+
+
+#: How each kind of model set is named on the line ``tinyvlm detect`` prints first (manifest ``kind``).
+_KIND_NOTE = {
+    "real": "REAL",
+    "random": "RANDOM-WEIGHT (detections are meaningless; for timing only)",
+    "known-answer": "KNOWN-ANSWER (generated test models: colour and shape words only)",
+}
+
+
+def _warn_unknown_words(targets: Sequence[str]) -> None:
+    """Say which target words a known-answer set cannot match, instead of a silent empty answer."""
+    from tinyvlm_ros.testing.models import COLOUR_NAMES, SHAPE_WORDS, unknown_words
+
+    unknown = [w for phrase in targets for w in unknown_words(phrase)]
+    if unknown:
+        shapes = [w for words in SHAPE_WORDS.values() for w in words]
+        print(f"tinyvlm detect: warning: outside the known-answer vocabulary: "
+              f"{', '.join(repr(w) for w in unknown)}; a phrase with such a word matches nothing. These "
+              f"models know colours "
+              f"({', '.join(COLOUR_NAMES)}) and shapes ({', '.join(shapes)}).", file=sys.stderr)
 
 
 def result_to_dict(result: DetectionResult) -> dict:
@@ -56,8 +79,13 @@ def run(args: argparse.Namespace, out=None) -> int:
     det = Detector.from_dir(models, mode=args.mode, threads=args.threads, matryoshka_dim=args.matryoshka_dim)
     result = det.detect(image, args.command, score_threshold=args.threshold,
                         max_detections=args.max_detections, return_masks=bool(args.out))
+    info = det.describe()
+    print(f"tinyvlm detect: {_KIND_NOTE.get(info['kind'], info['kind'])} model set {info['models']} "
+          f"({info['model_dir']})", file=sys.stderr)
+    if info["kind"] == "known-answer":
+        _warn_unknown_words(result.targets)
     doc = {"image": str(args.image), "command": args.command, "mode": args.mode,
-           "models": det.describe()["models"], **result_to_dict(result)}
+           "models": info["models"], "model_kind": info["kind"], **result_to_dict(result)}
     if args.out:
         rgb = draw(image, result.detections)
         if not cv2.imwrite(str(args.out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
