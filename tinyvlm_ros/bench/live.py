@@ -67,7 +67,8 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
              max_frames: Optional[int] = None, node_pid: Optional[int] = None, wait_node_s: float = 20.0,
              answer_timeout_s: float = 10.0, warmup_s: float = 0.5, write_bag: bool = True,
              command_line: str = "", on_detections: Optional[Callable[[FrameOutcome], None]] = None,
-             node_alive: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+             node_alive: Optional[Callable[[], bool]] = None,
+             model_set: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Replay ``bag`` into a running detect_node and write the same outputs as an offline run.
 
     Args:
@@ -78,6 +79,8 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
         answer_timeout_s: a frame without an answer after this long is dropped.
         on_detections: called with each answered frame (the demo prints them).
         node_alive: polled while waiting; False ends the run with an error.
+        model_set: ``models`` (name) and ``kind`` of the set the node runs, for what its ``~/status``
+            does not say (an MCU backend names no host model set).
 
     Raises:
         BagError: bag problems; TimeoutError: no node showed up or it stopped answering.
@@ -114,6 +117,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
             det_reliability = _wait_for_node(node, executor, command_pub, detections_topic,
                                              pub_topic, wait_node_s, node_alive)
+            statuses = _listen_to_status(node, detections_topic)
             if _subscriber_wants_reliable(node, pub_topic):
                 # A reliable subscription never matches a best-effort publisher: follow the node.
                 image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -259,8 +263,9 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                     extra["node_peak_rss_mb"] = round(max(node_peak_rss, _rss_mb(node_proc)), 1)
                 except psutil.Error:
                     pass
-            summary = sink.summary(mode="live", bag=bag, image_topic=topic,
-                                   engine={"node": "detect_node", "detections_topic": detections_topic},
+            engine_info = {**(model_set or {}), **_node_engine(executor, statuses),
+                           "node": "detect_node", "detections_topic": detections_topic}
+            summary = sink.summary(mode="live", bag=bag, image_topic=topic, engine=engine_info,
                                    wall_s=wall, cpu_s=cpu, extra=extra)
         write_json(out_dir / "summary.json", summary)
         write_report(summary, sink, out_dir)
@@ -332,6 +337,40 @@ def _wait_for_node(node: Any, executor: Any, command_pub: Any, detections_topic:
     if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
         return ReliabilityPolicy.RELIABLE
     return ReliabilityPolicy.BEST_EFFORT
+
+
+def _listen_to_status(node: Any, detections_topic: str) -> Optional[List[Any]]:
+    """Subscribe to the latched ``~/status`` of the nodes publishing ``detections_topic``.
+
+    Returns the list the statuses arrive in, or None when there is nothing to listen to (the
+    interfaces are not built).  Subscribing at the start leaves discovery the whole replay to
+    deliver the status.
+    """
+    try:
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        from tinyvlm_ros.msg import DetectorStatus
+    except ImportError:
+        return None
+    got: List[Any] = []
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    infos = node.get_publishers_info_by_topic(detections_topic)
+    for i in infos:
+        node.create_subscription(DetectorStatus, f"{i.node_namespace.rstrip('/')}/{i.node_name}/status",
+                                 got.append, latched)
+    return got if infos else None
+
+
+def _node_engine(executor: Any, statuses: Optional[List[Any]], timeout_s: float = 5.0) -> Dict[str, str]:
+    """What the node says it runs: the ``models`` key-values of its last status ({} when it said nothing)."""
+    if statuses is None:
+        return {}
+    try:
+        _spin_until(executor, lambda: bool(statuses and statuses[-1].models), timeout_s)
+    except Exception:  # the context went down with Ctrl-C: report without it
+        pass
+    return {str(kv.key): str(kv.value) for kv in statuses[-1].models} if statuses else {}
 
 
 def _undecodable(msg: Any) -> str:
