@@ -85,6 +85,17 @@ class FrameOutcome:
     error: str = ""
 
 
+def cpu_seconds(proc: Any) -> float:
+    """User + system CPU seconds a ``psutil.Process`` has used so far."""
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def rss_mb(proc: Any) -> float:
+    """Resident memory of a ``psutil.Process`` in MiB."""
+    return proc.memory_info().rss / 2**20
+
+
 def percentile(values: Any, q: float) -> Optional[float]:
     """q-th percentile of ``values`` or None when empty."""
     if len(values) == 0:
@@ -140,7 +151,7 @@ class ResultSink:
             raise ValueError(f"unknown frame status {o.status!r}")
         self.counts[o.status] += 1
         if self.rows % self._rss_every == 0:
-            rss = self._proc.memory_info().rss / 2**20
+            rss = rss_mb(self._proc)
             self.peak_rss_mb = max(self.peak_rss_mb, rss)
             self.rss_mb.append(rss)
         row: Dict[str, Any] = {"index": o.index, "stamp_ns": o.stamp_ns, "log_ns": o.log_ns,

@@ -25,6 +25,10 @@ from vision_msgs.msg import Detection2DArray
 
 from tinyvlm_ros.ros import convert
 
+#: detect_node's ``~/status``: latched, so a late subscriber still gets the current state.
+STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
 #: How detect_node is started when none answers (printed in timeout messages).
 START_HINT = ("start detect_node first (`make demo` shows a full run; `ros2 launch tinyvlm_ros "
               "detect.launch.py` needs the ROS 2 command line, see README)")
@@ -69,9 +73,23 @@ def publishers_reliability(node: Node, topic: str) -> ReliabilityPolicy:
     return ReliabilityPolicy.BEST_EFFORT
 
 
-def _status_topics(node: Node, endpoints: List[Any]) -> List[str]:
-    # detect_node publishes its status on ~/status: <namespace>/<node name>/status
-    return sorted({f"{e.node_namespace.rstrip('/')}/{e.node_name}/status" for e in endpoints})
+def named_endpoints(executor: SingleThreadedExecutor, endpoints: Callable[[], List[Any]],
+                    timeout_s: float = 5.0) -> List[Any]:
+    """The endpoints ``endpoints()`` lists, once discovery has told their node names.
+
+    Discovery reports an endpoint before the name of its node (``_NODE_NAME_UNKNOWN_`` until
+    then); endpoints still unnamed after ``timeout_s`` are left out.
+    """
+    def named(e: Any) -> bool:
+        return e.node_name != "_NODE_NAME_UNKNOWN_"
+
+    spin_until(executor, lambda: all(named(e) for e in endpoints()), timeout_s)
+    return [e for e in endpoints() if named(e)]
+
+
+def status_topic(endpoint: Any) -> str:
+    """The ``~/status`` topic of the node behind a topic endpoint: <namespace>/<node name>/status."""
+    return f"{endpoint.node_namespace.rstrip('/')}/{endpoint.node_name}/status"
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -96,12 +114,11 @@ def send_command(node: Node, executor: SingleThreadedExecutor, text: str, *, top
     if not spin_until(executor, lambda: pub.get_subscription_count() > 0, timeout_s):
         raise TimeoutError(f"nothing subscribes to {topic} within {timeout_s:g} s: {START_HINT}, or pass "
                            "--topic if its command topic is remapped")
-    listeners = node.get_subscriptions_info_by_topic(pub.topic_name)
+    listeners = named_endpoints(executor, lambda: node.get_subscriptions_info_by_topic(pub.topic_name),
+                                timeout_s)
     statuses: List[Any] = []
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    subs = [node.create_subscription(DetectorStatus, t, statuses.append, latched)
-            for t in _status_topics(node, listeners)]
+    subs = [node.create_subscription(DetectorStatus, t, statuses.append, STATUS_QOS)
+            for t in sorted({status_topic(e) for e in listeners})]
     # the latched status first, so a later one tells the command's effect apart from the state before
     spin_until(executor, lambda: bool(statuses) or not subs, min(timeout_s, 2.0))
     before = len(statuses)
