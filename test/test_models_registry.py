@@ -63,7 +63,6 @@ def test_cache_dir_override_order(tmp_path, monkeypatch):
 
 
 def test_make_test_without_random_writes_the_known_answer_set(tmp_path, capsys):
-    pytest.importorskip("tinyvlm_ros.testing.models", reason="known-answer models come with the detector")
     from tinyvlm_ros import cli
 
     assert cli.main(["models", "make-test", str(tmp_path / "ka")]) == 0
