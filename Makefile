@@ -11,7 +11,8 @@ COLCON_BUILD := colcon build --base-paths $(ROOT) --packages-select tinyvlm_ros 
 	--event-handlers console_cohesion- summary+ status- \
 	--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=ON
 
-.PHONY: help setup apt build test demo demo-mcu bench firmware fuzz distill-demo ros2cli clean clean-venv
+.PHONY: help setup apt build test demo demo-mcu bench fidelity firmware fuzz distill-demo ros2cli clean \
+	clean-venv
 
 help:
 	@echo "make demo    - set up, start the detector, replay a demo bag, print detections"
@@ -19,6 +20,7 @@ help:
 	@echo "make distill-demo - full distillation of the MCU encoder + its benchmark"
 	@echo "make test    - set up, colcon build, colcon test (every test)"
 	@echo "make bench   - pipeline + bag benchmarks, refreshes docs/benchmarks.md"
+	@echo "make fidelity- export vs the upstream code (random weights), refreshes docs/eval.md's fidelity section"
 	@echo "make firmware- cross-compile the MCU firmware and print its size"
 	@echo "make fuzz    - long libFuzzer run of the firmware's frame parser"
 	@echo "make ros2cli - add the ROS 2 command line (ros2 launch/topic/service) to the venv, from"
@@ -81,6 +83,14 @@ bench: build firmware
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
 	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu
+
+# Fidelity to upstream: MobileSAM + TinyCLIP built from the upstream code with random weights, exported with
+# `tinyvlm models export --int8`, compared on real photos; writes docs/bench/fidelity.json and the fidelity
+# section of docs/eval.md.  MOBILE_SAM_SRC=<checkout of ChaoningZhang/MobileSAM> makes its own package the
+# reference for MobileSAM (it is not on PyPI; default: segment-anything + the package's TinyViT).
+fidelity: build
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.fidelity \
+		$(if $(MOBILE_SAM_SRC),--mobile-sam-src $(MOBILE_SAM_SRC)) $(FIDELITY_ARGS)
 
 # The ROS 2 command line has no PyPI wheels; with ROS 2 from apt it is already there.  This installs it
 # into the venv from an archive of its upstream sources when one is next to the project.

@@ -32,8 +32,10 @@ def test_detect_prints_json_and_writes_png(model_dir, scene_png, tmp_path, capsy
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["targets"] == ["red block", "ball"]
-    labels = [d["label"] for d in doc["detections"]]
-    assert labels == ["red block", "ball"]
+    assert [(d["label"], d["role"]) for d in doc["detections"]] == [
+        ("red block", "target"), ("ball", "target"), ("ball", "candidate")]  # the other ball follows
+    assert doc["understood"] == "red block; ball (leftmost)" and doc["not_understood"] == []
+    assert doc["failure"] == ""
     assert box_iou(doc["detections"][0]["box_xyxy"], scene.find("red block")[0].box_xyxy) >= 0.7
     balls = [o for o in scene.objects if o.shape == "ball"]
     leftmost = min(balls, key=lambda o: o.box_xyxy[0] + o.box_xyxy[2])

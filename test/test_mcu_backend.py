@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinyvlm_ros.mcu.backend import McuEngine, hash_text_embed, split_command
+from tinyvlm_ros.mcu.backend import McuEngine, hash_text_embed
 from tinyvlm_ros.mcu.emulate import Emulator, build
 from tinyvlm_ros.testing.scenes import make_scene
 from tinyvlm_ros.types import DetectionResult
@@ -22,28 +22,25 @@ def emu():
         yield e
 
 
-def test_split_command():
-    assert split_command("Pick the red block and the blue ball.") == ["red block", "blue ball"]
-    assert split_command(["red block", "red block"]) == ["red block"]
-    with pytest.raises(ValueError):
-        split_command(" , and ")
-
-
 def test_engine_detects_and_maps_boxes(emu):
     scene = make_scene(seed=3)
     with McuEngine(emu.url, hash_text_embed, dims=64, score_threshold=-1.0, max_detections=4) as eng:
-        res = eng.detect(scene.image, "find the red block and the green ball")
+        res = eng.detect(scene.image, "find the red block")
         assert isinstance(res, DetectionResult)
-        assert res.targets == ["red block", "green ball"]
-        # threshold -1: every cell is hot, so each target yields one box covering the whole frame
-        assert len(res.detections) == 2
-        for d in res.detections:
-            assert d.box_xyxy == (0.0, 0.0, 640.0, 480.0)
-            assert 0.0 <= d.score <= 1.0
+        assert res.targets == ["red block"]
+        # threshold -1: every cell is hot, so the phrase yields one box covering the whole frame
+        assert len(res.detections) == 1 and res.failure == ""
+        d = res.detections[0]
+        assert d.box_xyxy == (0.0, 0.0, 640.0, 480.0) and d.role == "target"
+        assert 0.0 <= d.score <= 1.0
         assert res.work["mcu_macs"] > 1_000_000
-        # a new phrase extends the table; known ones keep their rows
-        res2 = eng.detect(scene.image, ["blue ball", "red block"], score_threshold=0.9)
-        assert res2.targets == ["blue ball", "red block"]
+        # two phrases on the same whole-frame box: one object cannot be both targets
+        res = eng.detect(scene.image, "find the red block and the green ball")
+        assert res.targets == ["red block", "green ball"] and res.detections == []
+        assert res.failure.startswith("every visible green ball is already chosen")
+        # a relation's reference phrase is scored too: a new phrase extends the table, known ones keep rows
+        res2 = eng.detect(scene.image, "the blue ball next to the red block", score_threshold=0.9)
+        assert res2.targets == ["blue ball"]
         assert eng.link.info["table_rows"] == 3
         desc = eng.describe()
         assert desc["backend"] == "mcu" and desc["state"] == "ok" and desc["grid"] == "12x12"

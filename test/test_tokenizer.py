@@ -1,9 +1,10 @@
 """CLIP tokenizer: open_clip's ids on the real merges file, BPE behaviour on small ones."""
 
 import gzip
+import hashlib
+import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,31 +15,67 @@ from hypothesis import strategies as st
 from tinyvlm_ros.engine.tokenizer import ClipTokenizer, train_merges, write_merges
 from tinyvlm_ros.testing.models import keyword_corpus
 
-GOLDEN = Path(__file__).parent / "data" / "open_clip_token_ids.json"
+DATA = Path(__file__).parent / "data"
+GOLDEN = json.loads((DATA / "open_clip_token_ids.json").read_text())
 
 
 def _real_merges():
-    """open_clip's merges file, if some installed copy can be found (never downloaded)."""
+    """open_clip's merges file, if an installed copy can be found (never downloaded, never imported)."""
     env = os.environ.get("TINYVLM_CLIP_BPE")
-    candidates = [Path(env)] if env else []
-    for entry in sys.path:
-        candidates.append(Path(entry) / "open_clip" / "bpe_simple_vocab_16e6.txt.gz")
-    for c in candidates:
-        if c.is_file():
-            return c
-    return None
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
+    return path if path.is_file() else None
 
 
-def test_matches_open_clip_on_real_merges():
+def _compare(tok: ClipTokenizer, recorded: dict) -> None:
+    ctx = GOLDEN["context_length"]
+    assert tok.context_length == ctx
+    wrong = []
+    for text, ids in recorded.items():
+        row = tok(text)[0].tolist()
+        if row != ids + [0] * (ctx - len(ids)):
+            wrong.append((text, row[:len(ids) + 2], ids))
+    assert not wrong, f"{len(wrong)} of {len(recorded)} phrases differ from open_clip, e.g. {wrong[:3]}"
+
+
+def test_golden_corpus_covers_the_troublesome_kinds():
+    phrases = list(GOLDEN["small_merges"]["ids"])
+    assert len(phrases) >= 200 and phrases == list(GOLDEN["real_merges"]["ids"])
+    joined = "".join(phrases)
+    for sample in ("\u2019", "\u201c", "\ufb01", "\uff50", "\u0301", "m\u00b2", "5\u00bd", "\u2460",
+                   "\U0001f34e", "\u676f", "&amp;", "\u00c3\u00a9"):
+        assert sample in joined, sample
+    assert any(len(ids) == GOLDEN["context_length"] for ids in GOLDEN["real_merges"]["ids"].values())
+
+
+def test_matches_open_clip_on_the_small_merges_file():
+    # ids recorded from open_clip with a small merges file kept in test/data: runs everywhere
+    path = DATA / GOLDEN["small_merges"]["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == GOLDEN["small_merges"]["sha256"]
+    _compare(ClipTokenizer(path, GOLDEN["context_length"]), GOLDEN["small_merges"]["ids"])
+
+
+def test_matches_open_clip_on_the_real_merges_file():
     path = _real_merges()
     if path is None:
         pytest.skip("open_clip's bpe_simple_vocab_16e6.txt.gz not installed; set TINYVLM_CLIP_BPE")
-    tok = ClipTokenizer(path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == GOLDEN["real_merges"]["sha256"]
+    tok = ClipTokenizer(path, GOLDEN["context_length"])
     assert (tok.sot_token_id, tok.eot_token_id) == (49406, 49407)
-    golden = json.loads(GOLDEN.read_text())["ids"]
-    for text, ids in golden.items():
-        row = tok(text)[0]
-        assert row.tolist() == ids + [0] * (77 - len(ids)), text
+    _compare(tok, GOLDEN["real_merges"]["ids"])
+
+
+def test_phone_keyboard_text_tokenizes_like_typed_text():
+    # what the repair means for a user: curly quotes, full width and ligatures change nothing
+    path = _real_merges()
+    tok = ClipTokenizer(path if path is not None else DATA / GOLDEN["small_merges"]["file"])
+    assert tok("it\u2019s a \u201csmart\u201d quote").tolist() == tok('it\'s a "smart" quote').tolist()
+    assert tok("\uff50\uff49\uff43\uff4b the \ufb01ne pen").tolist() == tok("pick the fine pen").tolist()
+    assert tok("cafe\u0301").tolist() == tok("caf\u00e9").tolist()
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +88,10 @@ def small(tmp_path_factory):
 
 def test_vocab_layout(small):
     tok, merges = small
-    assert tok.sot_token_id == 512 + len(merges)
+    # bytes, bytes + </w>, merges, the empty entry open_clip makes of the file's trailing newline
+    assert tok.sot_token_id == 512 + len(merges) + 1
     assert tok.eot_token_id == tok.sot_token_id + 1
-    assert tok.vocab_size == 512 + len(merges) + 2
+    assert tok.vocab_size == 512 + len(merges) + 3
 
 
 def test_keywords_are_single_tokens(small):

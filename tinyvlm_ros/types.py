@@ -8,9 +8,12 @@ plain module lets the node, the CLI and the bag benchmark treat engines alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Protocol, Sequence, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tinyvlm_ros.grounding import ParsedCommand
 
 
 @dataclass
@@ -78,10 +81,16 @@ class Engine(Protocol):
 
     name: str
 
-    def detect(self, image: np.ndarray, command: Union[str, Sequence[str]], *,
+    def detect(self, image: np.ndarray, command: Union[str, Sequence[str], "ParsedCommand"], *,
                score_threshold: Optional[float] = None,
                max_detections: Optional[int] = None) -> DetectionResult:
-        """Detect the command's targets in an HxWx3 uint8 RGB frame."""
+        """Detect the command's targets in an HxWx3 uint8 RGB frame.
+
+        ``command`` is text, a list of target phrases, or a parsed command
+        (:func:`tinyvlm_ros.grounding.parse_command`, e.g. with the node's command history).
+        Detection 0 of the result is the chosen target; ``failure`` says why a command could not
+        be grounded in this frame.
+        """
         ...
 
     def describe(self) -> Dict[str, str]:

@@ -79,7 +79,7 @@ def compare(trackers: Optional[Sequence[str]] = None, sequences: Optional[Sequen
 
 
 def markdown(rows: Sequence[Dict[str, Any]]) -> str:
-    """The comparison as a Markdown table."""
+    """Format the comparison as a Markdown table."""
     lines = ["| tracker | sequence | objects | ms/frame p50 | p95 | box IoU (median) | held |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:

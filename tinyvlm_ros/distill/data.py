@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
+from tinyvlm_ros.engine.preprocess import clip_fill, mask_crop
 from tinyvlm_ros.mcu.backend import resize_input
 from tinyvlm_ros.testing.scenes import COLOURS, SHAPES, Scene
 
@@ -60,30 +61,7 @@ class Teacher:
 
     def fill(self) -> np.ndarray:
         """Return CLIP's mean colour as uint8 RGB: the value a mask-aware crop puts outside the mask."""
-        return np.round(np.array(self.models.clip.mean) * 255.0).astype(np.uint8)
-
-
-def square_crop(image: np.ndarray, box: Sequence[float], size: int, fill: np.ndarray,
-                mask: Optional[np.ndarray] = None, margin: float = 0.1) -> np.ndarray:
-    """Square crop around ``box`` (x0, y0, x1, y1), resized to size x size; pixels outside ``mask`` = fill.
-
-    Mirrors the host matcher's mask-aware crop so the targets are what the host would compute.
-    """
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = box
-    side = int(np.ceil(max(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin), 8.0)))
-    sx0 = int(np.floor((x0 + x1) / 2.0 - side / 2.0))
-    sy0 = int(np.floor((y0 + y1) / 2.0 - side / 2.0))
-    canvas = np.empty((side, side, 3), np.uint8)
-    canvas[:] = fill
-    ix0, iy0, ix1, iy1 = max(0, sx0), max(0, sy0), min(w, sx0 + side), min(h, sy0 + side)
-    if ix1 > ix0 and iy1 > iy0:
-        patch = image[iy0:iy1, ix0:ix1]
-        if mask is not None:
-            patch = np.where(mask[iy0:iy1, ix0:ix1, None], patch, fill)
-        canvas[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0] = patch
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(canvas, (size, size), interpolation=interp)
+        return clip_fill(self.models.clip.mean)
 
 
 def cell_coverage(mask: np.ndarray, grid_w: int, grid_h: int) -> np.ndarray:
@@ -123,13 +101,13 @@ def scene_sample(teacher: Teacher, scene: Scene, in_size: Tuple[int, int], grid:
     fill = teacher.fill()
     crops = []
     for o in scene.objects:
-        crops.append(square_crop(img, o.box_xyxy, teacher.size, fill, o.mask))
+        crops.append(mask_crop(img, o.box_xyxy, teacher.size, fill, o.mask))
     # the bare table: everything that is not an object, as one mask-aware crop
     table = np.ones(img.shape[:2], bool)
     for o in scene.objects:
         table &= ~o.mask
     h, w = img.shape[:2]
-    crops.append(square_crop(img, (0, 0, w, h), teacher.size, fill, table, margin=0.0))
+    crops.append(mask_crop(img, (0, 0, w, h), teacher.size, fill, table, margin=0.0))
     emb = teacher.embed_images(np.stack(crops))
     covers = np.stack([cell_coverage(o.mask, gw, gh) for o in scene.objects]) if scene.objects else \
         np.zeros((0, gh, gw), np.float32)
@@ -149,8 +127,8 @@ def image_sample(teacher: Teacher, image: np.ndarray, in_size: Tuple[int, int],
     h, w = image.shape[:2]
     cw, ch = w / gw, h / gh
     fill = teacher.fill()
-    crops = [square_crop(image, ((gx - 0.5) * cw, (gy - 0.5) * ch, (gx + 1.5) * cw, (gy + 1.5) * ch),
-                         teacher.size, fill, margin=0.0)
+    crops = [mask_crop(image, ((gx - 0.5) * cw, (gy - 0.5) * ch, (gx + 1.5) * cw, (gy + 1.5) * ch),
+                       teacher.size, fill, margin=0.0)
              for gy in range(gh) for gx in range(gw)]
     emb = teacher.embed_images(np.stack(crops)).reshape(gh, gw, -1)
     return Sample(resize_input(image, *in_size), emb.astype(np.float32), np.ones((gh, gw), np.float32),

@@ -2,17 +2,20 @@
 
 Pipeline per frame: validate and downscale early (bounded memory for 8K
 input), hash the frame, propose masks (:mod:`.segmenter`), embed every
-mask-aware crop in one batch (:mod:`.matcher`), then per target phrase score
-the crops with calibrated probabilities, keep those above the threshold and
-rank them with the command's qualifiers.  Masks and crop embeddings are
-cached per frame hash, so a new command on the same frame costs only the text
-tower and a matrix product.
+mask-aware crop in one batch (:mod:`.matcher`), then score the crops with
+calibrated probabilities against every phrase the command needs (targets,
+reference objects, excluded objects), keep per phrase the crops above that
+phrase's threshold (box NMS: one per object) and let the shared grounding
+resolver (:mod:`tinyvlm_ros.grounding.resolve`) choose the target(s) with the
+command's qualifiers, ordinals, relations and exclusions.  Masks and crop
+embeddings are cached per frame hash, so a new command on the same frame costs
+only the text tower and a matrix product.
 
-Ranking: without a qualifier every match above the threshold is returned
-(there may be two red blocks), best score first, after box NMS.  With a
-qualifier ("the ball on the left") the phrase singles out one object, so only
-the match that best fits the qualifier is returned.  Detections are ordered by
-target (as spoken), then rank.
+Output: detection 0 is the chosen target (role "target"; every target of a
+command with several, in spoken order), then the other instances of the target
+phrases, ranked (role "candidate").  Reference objects are never returned.  A
+command whose constraints cannot be met in the frame ("the third apple" with two
+visible) returns no detections and the reason in ``DetectionResult.failure``.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from tinyvlm_ros.command import ParsedCommand, Target, parse_targets
 from tinyvlm_ros.engine.matcher import ClipMatcher
 from tinyvlm_ros.engine.segmenter import (MODES, SamSegmenter, Segmentation, box_nms, logits_to_frame,
                                           saliency_points)
+from tinyvlm_ros.grounding import ParsedCommand, parse_targets
+from tinyvlm_ros.grounding.resolve import Candidate, resolve
 from tinyvlm_ros.models.manifest import ModelSet, load_manifest
 from tinyvlm_ros.types import Detection, DetectionResult
 
@@ -207,33 +211,7 @@ class Detector:
             self._cache.popitem(last=False)
         return entry
 
-    # -- ranking --------------------------------------------------------------------------------
-    @staticmethod
-    def _qualifier_cost(target: Target, boxes: np.ndarray, areas: np.ndarray,
-                        frame_hw: Tuple[int, int]) -> np.ndarray:
-        """Lower is better: sum of the qualifiers' normalised positions/sizes, [N] float."""
-        h, w = frame_hw
-        cx = (boxes[:, 0] + boxes[:, 2]) / 2.0 / w
-        cy = (boxes[:, 1] + boxes[:, 3]) / 2.0 / h
-        rel_area = areas / max(float(areas.max()), 1e-9)
-        cost = np.zeros(len(boxes), np.float64)
-        for q in target.qualifiers:
-            if q == "left":
-                cost += cx
-            elif q == "right":
-                cost += 1.0 - cx
-            elif q == "top":
-                cost += cy
-            elif q == "bottom":
-                cost += 1.0 - cy
-            elif q == "center":
-                cost += np.hypot(cx - 0.5, cy - 0.5)
-            elif q == "largest":
-                cost += 1.0 - rel_area
-            elif q == "smallest":
-                cost += rel_area
-        return cost
-
+    # -- output -------------------------------------------------------------------------------------
     def _full_mask(self, entry: _FrameEntry, idx: int, box: Tuple[float, float, float, float]) -> np.ndarray:
         """Upsample one winning low-res mask to an HxW bool mask of the original frame (box region only)."""
         h, w = entry.orig_hw
@@ -257,19 +235,22 @@ class Detector:
 
         Args:
             image: HxWx3 uint8 RGB.
-            command: a command ("pick the red block"), a list of target phrases, or a parsed command.
+            command: a command ("pick the red block"), a list of target phrases, or a parsed command
+                (:func:`tinyvlm_ros.grounding.parse_command`, e.g. with a command history).
             score_threshold: calibrated-score threshold in [0, 1] (default: the detector's).
             max_detections: keep at most this many detections in total.
             mode: override the detector's mode for this call.
             return_masks: attach HxW bool masks to the detections.
 
         Returns:
-            :class:`DetectionResult`: boxes in original pixel coordinates, label = target phrase,
-            timings per stage in seconds, work counters (``decoder_calls``, ``crops``, ``masks``,
-            ``encoder_calls``, ``cache_hit``, ``text_calls``).
+            :class:`DetectionResult`: detection 0 = the chosen target (see the module docstring), boxes
+            in original pixel coordinates, label = target phrase, timings per stage in seconds, work
+            counters (``decoder_calls``, ``crops``, ``masks``, ``encoder_calls``, ``cache_hit``,
+            ``text_calls``); ``failure`` says why a command could not be grounded in this frame.
 
         Raises:
-            ValueError: bad image, empty/meaningless command, bad threshold or mode.
+            ValueError: bad image, bad threshold or mode; :class:`tinyvlm_ros.grounding.CommandError`
+                (a ValueError) for a command that names no object or uses an unknown relation.
         """
         t_start = time.perf_counter()
         image = validate_image(image)
@@ -300,33 +281,35 @@ class Detector:
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h)
         areas = np.array([c.area * inv * inv for c in cands], np.float64)
-        chosen: List[Tuple[int, int, float]] = []  # (target index, candidate index, score)
-        for ti, target in enumerate(parsed.targets):
-            p = self.matcher.scores(entry.crop_emb, target.phrase)
-            idx = np.nonzero(p >= thr)[0]
+        lists: Dict[str, List[Candidate]] = {}
+        for phrase, pthr in parsed.phrase_thresholds(thr).items():
+            p = self.matcher.scores(entry.crop_emb, phrase)
+            idx = np.nonzero(p >= pthr)[0]
             if len(idx) == 0:
+                lists[phrase] = []
                 continue
             # one object may have several near-identical masks: keep the best-scoring of each
             tie = np.array([cands[i].iou_pred for i in idx]) * 1e-3
             keep = [int(idx[k]) for k in box_nms(boxes[idx].astype(np.float32), p[idx] + tie, 0.5)]
-            if target.qualifiers:
-                cost = self._qualifier_cost(target, boxes[keep], areas[keep], (h, w))
-                keep = [keep[int(np.argmin(cost))]]
-            chosen.extend((ti, i, float(p[i])) for i in keep)
+            lists[phrase] = [Candidate(tuple(float(v) for v in boxes[i]), float(p[i]), float(areas[i]), i)
+                             for i in keep]
+        grounded = resolve(parsed, lists, (h, w))
         timings["match"] = time.perf_counter() - t0
         work["text_calls"] = self.matcher.text_calls - text_before
+        chosen = grounded.chosen
         if max_detections is not None:
             chosen = chosen[:int(max_detections)]
         t0 = time.perf_counter()
         detections = []
-        for ti, ci, score in chosen:
-            box = tuple(float(v) for v in boxes[ci])
-            mask = self._full_mask(entry, ci, box) if return_masks else None
-            detections.append(Detection(label=parsed.targets[ti].phrase, score=score, box_xyxy=box, mask=mask,
-                                        target_index=ti))
+        for c in chosen:
+            box = c.candidate.box
+            mask = self._full_mask(entry, c.candidate.region, box) if return_masks else None
+            detections.append(Detection(label=c.phrase, score=c.candidate.score, box_xyxy=box, mask=mask,
+                                        target_index=c.target_index, role=c.role))
         timings["masks_out"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
-        return DetectionResult(detections=detections, targets=parsed.phrases, timings=timings, work=work)
+        return DetectionResult(detections=detections, targets=parsed.phrases, timings=timings, work=work,
+                               failure=grounded.failure)
 
     def score_regions(self, image: np.ndarray, boxes: Sequence[Sequence[float]],
                       masks: Sequence[Optional[np.ndarray]], phrases: Sequence[str]) -> np.ndarray:

@@ -3,7 +3,8 @@
 * **Mask-aware crops.**  Each candidate's crop is the square around its box
   (10 % margin) with every pixel outside the mask set to CLIP's mean colour,
   which is exactly zero after normalisation, so the neighbours of an object
-  do not vote for it.
+  do not vote for it; then resized as open_clip's transform resizes
+  (:mod:`tinyvlm_ros.engine.preprocess`).
 * **One batch per frame.**  All crops of a frame go through the visual tower
   in one call; the embeddings are returned for the caller to cache, so a new
   command on the same frame costs only the text side.
@@ -24,9 +25,9 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 
+from tinyvlm_ros.engine.preprocess import clip_fill, clip_pixel_values, mask_crop
 from tinyvlm_ros.engine.segmenter import MaskCandidate, logits_to_frame
 from tinyvlm_ros.engine.session import open_session
 from tinyvlm_ros.engine.tokenizer import ClipTokenizer
@@ -70,9 +71,7 @@ class ClipMatcher:
         self.negatives = tuple(negatives)
         self.negative_margin = float(negative_margin)
         self.crop_margin = float(crop_margin)
-        self._mean255 = np.array(cfg.mean, np.float32) * 255.0
-        self._std255 = np.array(cfg.std, np.float32) * 255.0
-        self._fill = np.round(self._mean255).astype(np.uint8)
+        self._fill = clip_fill(cfg.mean)
         self._text_cache: Dict[str, np.ndarray] = {}
         self.text_calls = 0
 
@@ -82,65 +81,31 @@ class ClipMatcher:
         e = np.asarray(emb, np.float32)[:, :self.dim]
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
-    def _square(self, image: np.ndarray, box) -> tuple:
-        """Cut the crop square around ``box`` (margin included), mean colour where it leaves the frame.
-
-        Returns:
-            (canvas uint8 [side, side, 3], x0, y0, side), the square's corner and side in frame pixels.
-        """
-        h, w = image.shape[:2]
-        x0, y0, x1, y1 = box
-        side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * self.crop_margin)
-        side = int(np.ceil(max(side, 8.0)))
-        cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-        sx0, sy0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
-        canvas = np.empty((side, side, 3), np.uint8)
-        canvas[:] = self._fill
-        ix0, iy0 = max(0, sx0), max(0, sy0)
-        ix1, iy1 = min(w, sx0 + side), min(h, sy0 + side)
-        if ix1 > ix0 and iy1 > iy0:
-            canvas[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0] = image[iy0:iy1, ix0:ix1]
-        return canvas, sx0, sy0, side
-
-    def _resize(self, canvas: np.ndarray) -> np.ndarray:
-        r = self.cfg.image_size
-        interp = cv2.INTER_AREA if canvas.shape[0] > r else cv2.INTER_LINEAR
-        return cv2.resize(canvas, (r, r), interpolation=interp)
-
     def crop(self, image: np.ndarray, cand: MaskCandidate, scale: float) -> np.ndarray:
         """Mask-aware crop of one candidate: uint8 [R, R, 3] RGB, background = CLIP mean colour.
+
+        The crop is resized as open_clip's transform resizes, then the mask, sampled from the
+        candidate's low-res logits at the crop's resolution, sets the background
+        (see :func:`tinyvlm_ros.engine.preprocess.mask_crop`).
 
         Args:
             image: HxWx3 uint8 frame the candidate was made on.
             cand: the candidate (box in frame pixels, low-res logits).
             scale: the segmentation's S-frame scale (for the logits).
         """
-        r = self.cfg.image_size
-        canvas, sx0, sy0, side = self._square(image, cand.box)
-        out = self._resize(canvas)
-        inside = logits_to_frame(cand.logits, scale, (sx0, sy0, side, side), (r, r)) > 0
-        out[~inside] = self._fill
-        return out
+        def inside(region, size):
+            x0, y0, side = region
+            return logits_to_frame(cand.logits, scale, (x0, y0, side, side), (size, size)) > 0
+
+        return mask_crop(image, cand.box, self.cfg.image_size, self._fill, inside, self.crop_margin)
 
     def crop_region(self, image: np.ndarray, box, mask: Optional[np.ndarray] = None) -> np.ndarray:
         """Crop of a box (a tracked object), masked like :meth:`crop` when an HxW bool ``mask`` is given."""
-        r = self.cfg.image_size
-        canvas, sx0, sy0, side = self._square(image, box)
-        out = self._resize(canvas)
-        if mask is not None:
-            h, w = mask.shape
-            sq = np.zeros((side, side), np.uint8)
-            ix0, iy0, ix1, iy1 = max(0, sx0), max(0, sy0), min(w, sx0 + side), min(h, sy0 + side)
-            if ix1 > ix0 and iy1 > iy0:
-                sq[iy0 - sy0:iy1 - sy0, ix0 - sx0:ix1 - sx0] = mask[iy0:iy1, ix0:ix1]
-            inside = cv2.resize(sq, (r, r), interpolation=cv2.INTER_NEAREST) > 0
-            out[~inside] = self._fill
-        return out
+        return mask_crop(image, box, self.cfg.image_size, self._fill, mask, self.crop_margin)
 
     def to_pixel_values(self, crops: np.ndarray) -> np.ndarray:
-        """Uint8 [N, R, R, 3] RGB -> float32 [N, 3, R, R] CLIP-normalised."""
-        x = (crops.astype(np.float32) - self._mean255) / self._std255
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        """Uint8 [N, R, R, 3] RGB -> float32 [N, 3, R, R] CLIP-normalised (as open_clip's transform)."""
+        return clip_pixel_values(crops, self.cfg.mean, self.cfg.std)
 
     # -- towers ---------------------------------------------------------------------------------
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from tinyvlm_ros.engine.preprocess import sam_input
 from tinyvlm_ros.engine.session import open_session
 from tinyvlm_ros.models.manifest import SamConfig
 
@@ -226,16 +227,11 @@ class SamSegmenter:
 
     # -- encoder --------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> Tuple[np.ndarray, float]:
-        """HxWx3 uint8 RGB -> (float32 [1,3,S,S] normalised and zero padded, scale S/max(H,W))."""
-        h, w = image.shape[:2]
-        s = self.input_size
-        scale = s / float(max(h, w))
-        nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (nw, nh), interpolation=interp).astype(np.float32)
-        x = np.zeros((s, s, 3), np.float32)
-        x[:nh, :nw] = (resized - self._mean) / self._std
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), scale
+        """HxWx3 uint8 RGB -> (float32 [1,3,S,S] normalised and zero padded, scale S/max(H,W)).
+
+        Resized exactly as MobileSAM's predictor resizes (see :mod:`tinyvlm_ros.engine.preprocess`).
+        """
+        return sam_input(image, self.input_size, self._mean, self._std)
 
     def embed(self, image: np.ndarray, key: Optional[bytes] = None) -> Tuple[np.ndarray, float, bool]:
         """Image embedding [1,256,E,E], the scale, and whether it was reused.

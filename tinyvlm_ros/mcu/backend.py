@@ -5,6 +5,13 @@ e.g. the CLIP text tower), keeps a Matryoshka prefix of ``dims``, quantizes it t
 int8 with a per-row scale and loads the rows into the MCU's table; each frame is
 resized to the MCU's input size, sent, and the boxes that come back in grid cells
 are mapped to pixels of the original frame.
+
+Grounding: the MCU scores every phrase the command needs (targets, reference
+objects, excluded objects; up to 16 table rows per INFER) in one frame, and the
+boxes per phrase go through the same resolver as the host engine
+(:mod:`tinyvlm_ros.grounding.resolve`), so qualifiers, ordinals, counts,
+relations and exclusions mean the same on both engines.  What the coarse grid
+changes is written in docs/commands.md ("Engines").
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from tinyvlm_ros.command import parse_targets
+from tinyvlm_ros.grounding import ParsedCommand, parse_targets
+from tinyvlm_ros.grounding.resolve import Candidate, resolve
+from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.blob import table_from_embeddings
 from tinyvlm_ros.mcu.link import McuLink
 from tinyvlm_ros.types import Detection, DetectionResult, Engine
@@ -24,11 +33,6 @@ from tinyvlm_ros.types import Detection, DetectionResult, Engine
 log = logging.getLogger(__name__)
 
 TextEmbed = Callable[[List[str]], np.ndarray]
-
-
-def split_command(command: Union[str, Sequence[str]]) -> List[str]:
-    """Return the target phrases of a command (the host engine's parser, so both engines agree)."""
-    return parse_targets(command).phrases
 
 
 def hash_text_embed(phrases: List[str], dim: int = 128) -> np.ndarray:
@@ -69,7 +73,6 @@ class McuEngine:
         score_threshold: default cosine threshold for a region to count (overridable per call).
         max_detections: default box limit (1..32).
         fallback: an engine used while the MCU is unreachable; None raises ConnectionError instead.
-        split: command -> target phrases (default :func:`split_command`).
     """
 
     name = "mcu"
@@ -79,8 +82,7 @@ class McuEngine:
     def __init__(self, link: Union[McuLink, str], text_embed: TextEmbed, dims: int = 64, *,
                  baud: int = 921600, timeout: float = 2.0, score_threshold: float = 0.25,
                  max_detections: int = 8,
-                 fallback: Optional[Engine] = None,
-                 split: Callable[[Union[str, Sequence[str]]], List[str]] = split_command) -> None:
+                 fallback: Optional[Engine] = None) -> None:
         if dims <= 0 or dims % 4:
             raise ValueError(f"dims must be a positive multiple of 4, got {dims}")
         if not 1 <= max_detections <= 32:
@@ -91,7 +93,6 @@ class McuEngine:
         self.score_threshold = score_threshold
         self.max_detections = max_detections
         self.fallback = fallback
-        self.split = split
         self.degraded = False
         self.last_error = ""
         self._phrases: List[str] = []
@@ -138,22 +139,26 @@ class McuEngine:
                 self._embeddings = self._embeddings[idx] if self._embeddings is not None and idx else None
             self._phrases += new
             self._embeddings = emb if self._embeddings is None else np.concatenate([self._embeddings, emb])
-        if self._loaded != self._phrases:
-            assert self._embeddings is not None
+        if self._loaded != self._phrases and self._embeddings is not None:
             blob = table_from_embeddings(self._embeddings, self.dims, self.link.info["model_id"])
             self.link.load_table(blob)
             self._loaded = list(self._phrases)
         return [self._phrases.index(t) for t in targets]
 
     # ------------------------------------------------------------------ Engine
-    def detect(self, image: np.ndarray, command: Union[str, Sequence[str]], *,
+    def detect(self, image: np.ndarray, command: Union[str, Sequence[str], ParsedCommand], *,
                score_threshold: Optional[float] = None,
                max_detections: Optional[int] = None) -> DetectionResult:
-        """Detect the command's targets in an HxWx3 uint8 RGB frame on the MCU."""
+        """Detect the command's targets in an HxWx3 uint8 RGB frame on the MCU.
+
+        Detection 0 is the chosen target, then the other instances of the target phrases (see
+        :class:`tinyvlm_ros.engine.detector.Detector`); ``failure`` says why a command could not be
+        grounded in this frame.
+        """
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image must be HxWx3 uint8, got {img.shape} {img.dtype}")
-        targets = self.split(command)
+        parsed = parse_targets(command)
         thr = self.score_threshold if score_threshold is None else float(score_threshold)
         limit = self.max_detections if max_detections is None else int(max_detections)
         limit = max(1, min(limit, 32))
@@ -161,15 +166,16 @@ class McuEngine:
         try:
             if not self.link.is_open:
                 self.open()
-            rows = self._ensure_rows(targets)
-            result = self._run(img, targets, rows, thr, limit)
+            thresholds = parsed.phrase_thresholds(thr)
+            rows = self._ensure_rows(list(thresholds))
+            result = self._run(img, parsed, thresholds, rows, limit)
         except (ConnectionError, TimeoutError) as exc:
             self.degraded = True
             self.last_error = str(exc)
             if self.fallback is None:
                 raise
             log.warning("MCU unreachable (%s); using the fallback engine", exc)
-            res = self.fallback.detect(image, command, score_threshold=score_threshold,
+            res = self.fallback.detect(image, parsed, score_threshold=score_threshold,
                                        max_detections=max_detections)
             res.work["mcu_fallback"] = 1
             return res
@@ -178,32 +184,39 @@ class McuEngine:
         result.timings["mcu"] = time.monotonic() - t0
         return result
 
-    def _run(self, img: np.ndarray, targets: List[str], rows: List[int], thr: float,
+    def _run(self, img: np.ndarray, parsed: ParsedCommand, thresholds: Dict[str, float], rows: List[int],
              limit: int) -> DetectionResult:
         info = self.link.info
         h, w = img.shape[:2]
         small = resize_input(img, info["input_w"], info["input_h"])
-        detections: List[Detection] = []
-        res = None
+        phrases = list(thresholds)
+        lists: Dict[str, List[Candidate]] = {p: [] for p in phrases}
         macs = ticks = 0
+        # the device thresholds all rows of a query alike: ask with the lowest, keep per phrase its own
+        device_thr = min(thresholds.values())
         for start in range(0, len(rows), 16):  # the device scores up to 16 query rows per frame
             chunk = rows[start:start + 16]
-            self.link.set_query(chunk, threshold=thr, max_boxes=limit)
+            self.link.set_query(chunk, threshold=device_thr, max_boxes=pc.MAX_BOXES)
             res = self.link.infer(small, want_scores=self.want_scores)
             macs += res.macs
             ticks += res.ticks
             sx, sy = w / res.grid_w, h / res.grid_h
             for b in res.boxes:
-                ti = start + b["rank"]
+                phrase = phrases[start + b["rank"]]
+                score = b["score_q15"] / 32768.0
+                if score < thresholds[phrase]:
+                    continue
                 x0, y0, x1, y1 = self._extent(res, b)
-                detections.append(Detection(label=targets[ti], score=max(0.0, b["score_q15"] / 32768.0),
-                                            box_xyxy=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), target_index=ti))
-        detections.sort(key=lambda d: -d.score)
+                lists[phrase].append(Candidate((x0 * sx, y0 * sy, x1 * sx, y1 * sy), max(0.0, score)))
+        grounded = resolve(parsed, lists, (h, w))
+        detections = [Detection(label=c.phrase, score=c.candidate.score, box_xyxy=c.candidate.box,
+                                target_index=c.target_index, role=c.role) for c in grounded.chosen[:limit]]
         work: Dict[str, int] = {"mcu_macs": macs, "mcu_ticks": ticks, "mcu_frames": 1}
         kinstr = info.get("ticks_per_kinstr", 0)
         if kinstr:
             work["mcu_instructions"] = int(ticks * 1000 // kinstr)
-        return DetectionResult(detections=detections[:limit], targets=targets, work=work)
+        return DetectionResult(detections=detections, targets=parsed.phrases, work=work,
+                               failure=grounded.failure)
 
     def _extent(self, res, box: Dict[str, int]) -> Tuple[float, float, float, float]:
         """Return a box's (x0, y0, x1, y1) in grid cells; here the device's whole-cell box."""

@@ -83,6 +83,8 @@ def cmd_load_table(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     """Detect a command's targets and print them as JSON."""
+    from tinyvlm_ros.engine.cli import report_understanding, result_to_dict, understanding_to_dict
+    from tinyvlm_ros.grounding import parse_command
     from tinyvlm_ros.mcu.backend import McuEngine, hash_text_embed
 
     if args.image:
@@ -96,14 +98,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
         from tinyvlm_ros.testing.scenes import make_scene
 
         image = make_scene(seed=args.scene_seed).image
+    parsed = parse_command(args.command)
     with McuEngine(args.port, hash_text_embed, dims=args.dims, baud=args.baud, timeout=args.timeout,
                    score_threshold=args.threshold) as engine:
-        res = engine.detect(image, args.command)
-        out = {"targets": res.targets, "work": res.work, "timings": res.timings, "device": engine.describe(),
-               "detections": [{"label": d.label, "score": round(d.score, 4),
-                               "box_xyxy": [round(v, 1) for v in d.box_xyxy]} for d in res.detections]}
+        res = engine.detect(image, parsed)
+        out = {**understanding_to_dict(parsed), **result_to_dict(res), "device": engine.describe()}
+    report_understanding(parsed, res)
     print(json.dumps(out, indent=2))
-    return 0
+    return 1 if res.failure else 0
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:

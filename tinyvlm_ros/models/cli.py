@@ -1,4 +1,4 @@
-"""``tinyvlm models``: list, fetch, export and make-test.
+"""``tinyvlm models``: list, fetch, export, convert-checkpoint and make-test.
 
 Only argument wiring lives here; torch and open_clip are imported inside the
 export functions, so ``list`` and ``fetch`` work with the runtime alone.
@@ -21,6 +21,7 @@ The default set, {registry.DEFAULT_SET_NAME}, is what detect_node, `tinyvlm dete
   tinyvlm models fetch           download its checkpoints: {", ".join(registry.DEFAULT_SET_NAME.split("+"))}
   tinyvlm models export --int8   turn them into the ONNX set in the cache (needs the export extra)
   tinyvlm models list            what is cached: checkpoints, and each model set with its kind
+  tinyvlm models convert-checkpoint SRC DST --trust-pickle   a training checkpoint that pickles objects
 Without downloads (tests, demos, timing):
   tinyvlm models make-test DIR            known-answer models (colour/shape words)
   tinyvlm models make-test DIR --random   the real architectures with random weights
@@ -56,9 +57,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sam-input", type=int, default=1024, choices=(1024, 512),
                    help="SAM encoder input size S (default 1024)")
     p.add_argument("--int8", action="store_true",
-                   help="also write int8 decoder and CLIP visual graphs and use them in the manifest")
+                   help="also write int8 decoder and CLIP visual graphs; each is used only when it agrees "
+                   "with fp32 on calibration images (the manifest records the agreement)")
+    p.add_argument("--calibration", type=Path,
+                   help="with --int8: directory of PNG/JPEG photos like your robot's to measure int8 on "
+                   "(default: the package's photos, else generated scenes)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-torch output check")
     p.set_defaults(func=_cmd_export)
+
+    p = subparsers.add_parser("convert-checkpoint", help="write a tensors-only copy of a training checkpoint "
+                              "that pickles Python objects (needs torch)")
+    p.add_argument("src", type=Path, help="checkpoint to read (e.g. a TinyCLIP epoch_N.pt)")
+    p.add_argument("dst", type=Path, help="tensors-only checkpoint to write (then give it to export)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling SRC: it runs the code the file names, so only for a file "
+                   "whose origin you trust")
+    p.set_defaults(func=_cmd_convert_checkpoint)
 
     p = subparsers.add_parser("make-test", help="write a model set without downloads: known-answer "
                               "(default) or --random weights in the real architectures")
@@ -142,9 +156,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"checkpoint {ckpt} not found; `tinyvlm models fetch` downloads the "
                                     "default set's, or pass --sam / --clip-ckpt")
     export = _import_export()
+    calibration = None
+    if args.calibration is not None:
+        from tinyvlm_ros.models.int8_check import calibration_from_dir
+
+        calibration = calibration_from_dir(args.calibration)
     out = export.export_model_set(out_dir, sam_ckpt=sam, clip=args.clip, clip_ckpt=clip_ckpt,
-                                  sam_input=args.sam_input, int8=args.int8, check=not args.no_check)
+                                  sam_input=args.sam_input, int8=args.int8, check=not args.no_check,
+                                  calibration=calibration)
     print(f"model set written to {out}")
+    return 0
+
+
+def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise FileNotFoundError("convert-checkpoint needs torch (the export extra: pip install "
+                                "'tinyvlm_ros[export]')") from exc
+    from tinyvlm_ros.models.checkpoint import convert_checkpoint
+
+    convert_checkpoint(args.src, args.dst, trust_pickle=args.trust_pickle)
     return 0
 
 

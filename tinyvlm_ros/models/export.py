@@ -5,9 +5,9 @@
 segment-anything, TinyCLIP through open_clip with the registry's configs),
 loads checkpoints when given or keeps seeded random weights when not (the
 ``random`` benchmark sets), writes the four graphs, optional int8 variants of
-the two graphs where int8 is faster on CPU (SAM decoder, CLIP visual), the
-BPE vocabulary and ``manifest.json``, and checks every ONNX graph against
-torch on the same inputs.
+the two graphs where int8 is faster on CPU (SAM decoder, CLIP visual) when
+they agree with fp32 on calibration images, the BPE vocabulary and
+``manifest.json``, and checks every ONNX graph against torch on the same inputs.
 
 torch, open_clip and segment-anything are the ``export`` extra: they are
 imported inside the functions here, never by the runtime.
@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from tinyvlm_ros.models import registry
+from tinyvlm_ros.models import checkpoint as checkpoints
+from tinyvlm_ros.models import int8_check, registry
 
 #: Input normalisation of SAM (pixel values 0-255) and OpenAI/open_clip CLIP (0-1).
 SAM_PIXEL_MEAN = [123.675, 116.28, 103.53]
@@ -97,37 +98,6 @@ def import_segment_anything():
     return Sam, PromptEncoder, MaskDecoder, TwoWayTransformer
 
 
-def _load_state_dict(path: Path) -> Dict[str, Any]:
-    import torch
-
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found; `tinyvlm models fetch` downloads it "
-                                "(or copy it there by hand)")
-    try:
-        # weights_only: a checkpoint is data, never code to run.
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}); "
-                         "it is corrupt or not a torch state_dict: delete it and fetch again") from exc
-    for key in ("state_dict", "model", "module"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict")
-    return state
-
-
-def _strict_load(module, state: Dict[str, Any], path: Path, ignorable_suffixes: Tuple[str, ...] = ()):
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    unexpected = [k for k in unexpected if not k.endswith(ignorable_suffixes)]
-    if missing or unexpected:
-        raise ValueError(f"checkpoint {path} does not fit the architecture: "
-                         f"{len(missing)} missing keys (e.g. {missing[:3]}), "
-                         f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}); "
-                         "is it the right model (--sam takes mobile_sam.pt, --clip-ckpt the TinyCLIP "
-                         "variant named by --clip)?")
-
-
 def build_sam(sam_input: int = 1024, checkpoint: Optional[Path] = None):
     """Return MobileSAM (TinyViT-5M + SAM prompt encoder/decoder) in eval mode.
 
@@ -149,12 +119,11 @@ def build_sam(sam_input: int = 1024, checkpoint: Optional[Path] = None):
                                  transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256),
         pixel_mean=SAM_PIXEL_MEAN, pixel_std=SAM_PIXEL_STD)
     if checkpoint is not None:
+        path = Path(checkpoint)
         # attention_bias_idxs is derived from the window size; older TinyViT code saved it.
-        _strict_load(sam, _load_state_dict(Path(checkpoint)), Path(checkpoint), ("attention_bias_idxs",))
+        checkpoints.strict_load(sam, checkpoints.sam_state_dict(checkpoints.load_tensors(path)), path,
+                                ("attention_bias_idxs",), hint="--sam takes MobileSAM's mobile_sam.pt")
     return sam.eval()
-
-
-_CLIP_PREFIXES = ("module.", "_image_encoder.module.", "_text_encoder.module.", "_logit_scale.module.")
 
 
 def build_clip(clip: str = "61m-32", checkpoint: Optional[Path] = None):
@@ -169,17 +138,12 @@ def build_clip(clip: str = "61m-32", checkpoint: Optional[Path] = None):
             open_clip.add_model_config(cfg_path)
     model = open_clip.create_model(spec.open_clip_name, pretrained=None, device="cpu")
     if checkpoint is not None:
-        state = _load_state_dict(Path(checkpoint))
-        clean = {}
-        for k, v in state.items():
-            # TinyCLIP's distillation wrapper and DDP prefix the keys; the tensors are open_clip's.
-            for prefix in _CLIP_PREFIXES:
-                if k.startswith(prefix):
-                    k = k[len(prefix):]
-                    break
-            clean[k] = v
+        path = Path(checkpoint)
+        state = checkpoints.clip_state_dict(checkpoints.load_tensors(path), path)
         # attn_mask is the causal mask open_clip derives from the context length; older versions saved it.
-        _strict_load(model, clean, Path(checkpoint), ("attn_mask",))
+        checkpoints.strict_load(model, state, path, ("attn_mask",),
+                                hint=f"--clip-ckpt takes the TinyCLIP {spec.name} checkpoint (--clip names "
+                                     "the variant); the layouts read are listed in docs/model_tools.md")
     return model.eval(), spec
 
 
@@ -312,7 +276,10 @@ def _sha256(path: Path) -> str:
 
 def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = None, clip: str = "61m-32",
                      clip_ckpt: Optional[os.PathLike] = None, sam_input: int = 1024, int8: bool = False,
-                     check: bool = True, random_seed: Optional[int] = None, quiet: bool = False) -> Path:
+                     check: bool = True, random_seed: Optional[int] = None, quiet: bool = False,
+                     calibration: Optional[Tuple[List[np.ndarray], str]] = None,
+                     int8_bounds: Optional[Dict[str, Dict[str, float]]] = None,
+                     kind: Optional[str] = None) -> Path:
     """Write a model set (docs/models.md) to ``out_dir`` and return its path.
 
     Args:
@@ -321,9 +288,16 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
         clip: TinyCLIP registry name or alias ("61m-32").
         clip_ckpt: TinyCLIP checkpoint for ``clip``.
         sam_input: SAM encoder input size S (embedding E = S/16).
-        int8: also write int8 SAM decoder and CLIP visual graphs; the manifest points at them.
+        int8: also write int8 SAM decoder and CLIP visual graphs, measure each against its fp32
+            twin on calibration images, and use the ones whose agreement meets the bounds
+            (:mod:`tinyvlm_ros.models.int8_check`); the manifest's ``int8`` entry records it.
         check: compare every fp32 graph with torch and raise :class:`ExportCheckError` above
-            :data:`FP32_TOLERANCE`; int8 differences are printed, not checked.
+            :data:`FP32_TOLERANCE`.
+        calibration: (images, description) for the int8 check; default: the package's photos,
+            else generated scenes.
+        int8_bounds: per graph, per metric minimum agreement (default ``int8_check.INT8_BOUNDS``).
+        kind: the manifest's weights kind; default "real" with checkpoints, "random" without.  Give
+            "random" for checkpoints of untrained weights (the fidelity report exports those).
         random_seed: with no checkpoints, seed of the random weights (kind "random").
         quiet: no progress lines.
 
@@ -333,7 +307,10 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
     if (sam_ckpt is None) != (clip_ckpt is None):
         raise ValueError("give both --sam and --clip-ckpt for a real export (or neither, with "
                          "`make-test --random`, for random weights)")
-    kind = "real" if sam_ckpt is not None else "random"
+    if kind is None:
+        kind = "real" if sam_ckpt is not None else "random"
+    elif kind not in ("real", "random"):
+        raise ValueError(f"an exported set is of kind real or random, not {kind!r}")
     for ckpt in (sam_ckpt, clip_ckpt):
         if ckpt is not None and not Path(ckpt).is_file():
             raise FileNotFoundError(f"checkpoint {ckpt} not found; `tinyvlm models fetch` downloads it")
@@ -411,6 +388,15 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
 
     files = {"sam_encoder": "sam_encoder.onnx", "sam_decoder": "sam_decoder.onnx",
              "clip_visual": "clip_visual.onnx", "clip_text": "clip_text.onnx"}
+    open_clip = import_open_clip()
+    vocab = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+    shutil.copyfile(vocab, out / "bpe_vocab.txt.gz")
+    sam_fields = {"input_size": sam_input, "embed_size": e, "pixel_mean": SAM_PIXEL_MEAN,
+                  "pixel_std": SAM_PIXEL_STD}
+    clip_fields = {"image_size": image_size, "embed_dim": cfg["embed_dim"], "context_length": ctx,
+                   "mean": CLIP_MEAN, "std": CLIP_STD, "tokenizer": "bpe_vocab.txt.gz"}
+
+    int8_report: Optional[Dict[str, dict]] = None
     if int8:
         q_modules = {"sam_decoder": (dec, dec_args, dec_in), "clip_visual": (vis, (pix,), ["pixel_values"])}
         for graph in INT8_GRAPHS:
@@ -419,26 +405,21 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
             _quantize(src, dst)
             module, args, names = q_modules[graph]
             diffs[dst.name] = _check_graph(torch, module, args, dst, names, None, log)
-            files[graph] = dst.name
-
-    open_clip = import_open_clip()
-    vocab = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    shutil.copyfile(vocab, out / "bpe_vocab.txt.gz")
+        images, described = calibration if calibration is not None else int8_check.default_calibration()
+        log(f"measuring int8 against fp32 on {described}")
+        files, int8_report = int8_check.check_int8(out, files, images, described, sam=sam_fields,
+                                                   clip=clip_fields, bounds=int8_bounds, log=log)
 
     logit_scale = 100.0
-    if kind == "real":
+    if clip_ckpt is not None:
         logit_scale = float(clip_model.logit_scale.exp().item())
     sam_name = "mobilesam" if sam_input == 1024 else f"mobilesam-{sam_input}"
     manifest = {
         "format": 1,
         "name": f"{sam_name}+{spec.name}",
         "kind": kind,
-        "sam": {"encoder": files["sam_encoder"], "decoder": files["sam_decoder"],
-                "input_size": sam_input, "embed_size": e,
-                "pixel_mean": SAM_PIXEL_MEAN, "pixel_std": SAM_PIXEL_STD},
-        "clip": {"visual": files["clip_visual"], "text": files["clip_text"],
-                 "image_size": image_size, "embed_dim": cfg["embed_dim"], "context_length": ctx,
-                 "mean": CLIP_MEAN, "std": CLIP_STD, "tokenizer": "bpe_vocab.txt.gz",
+        "sam": {"encoder": files["sam_encoder"], "decoder": files["sam_decoder"], **sam_fields},
+        "clip": {"visual": files["clip_visual"], "text": files["clip_text"], **clip_fields,
                  "logit_scale": logit_scale},
         "files": {p.name: _sha256(p) for p in sorted(out.iterdir())
                   if p.suffix in (".onnx", ".gz")},
@@ -450,5 +431,7 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
             "max_abs_diff_vs_torch": diffs,
         },
     }
+    if int8_report is not None:
+        manifest["int8"] = int8_report
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return out

@@ -48,6 +48,18 @@ class ClipConfig:
 
 
 @dataclass
+class Int8Check:
+    """How an int8 graph agreed with its fp32 twin when the set was exported (manifest ``int8``)."""
+
+    graph: str
+    file: str
+    used: bool
+    metrics: Dict[str, float]
+    bounds: Dict[str, float]
+    calibration: str
+
+
+@dataclass
 class ModelSet:
     """A validated model set: absolute paths and preprocessing constants."""
 
@@ -57,6 +69,7 @@ class ModelSet:
     sam: SamConfig
     clip: ClipConfig
     files: Dict[str, str] = field(default_factory=dict)
+    int8: Dict[str, Int8Check] = field(default_factory=dict)  # absent in sets exported before the check
 
 
 def sha256_file(path: Union[str, Path]) -> str:
@@ -152,6 +165,8 @@ def load_manifest(model_dir: Union[str, Path], verify_hashes: bool = True) -> Mo
     for key in ("image_size", "embed_dim", "context_length"):
         if getattr(clip_cfg, key) <= 0:
             raise ValueError(f"{manifest}: clip.{key} must be positive")
+    int8 = _int8_checks(data.get("int8", {}), {"sam_decoder": sam_cfg.decoder.name,
+                                               "clip_visual": clip_cfg.visual.name}, manifest)
     if verify_hashes:
         for name, digest in files.items():
             p = root / name
@@ -162,4 +177,33 @@ def load_manifest(model_dir: Union[str, Path], verify_hashes: bool = True) -> Mo
                 raise ValueError(f"model file {p} is corrupt or was changed: sha256 {actual[:12]}... "
                                  f"does not match the manifest's {str(digest)[:12]}...; {FIX_HINT}")
     return ModelSet(root=root, name=str(data.get("name", root.name)), kind=kind, sam=sam_cfg,
-                    clip=clip_cfg, files=dict(files))
+                    clip=clip_cfg, files=dict(files), int8=int8)
+
+
+def _int8_checks(section: object, in_use: Dict[str, str], manifest: Path) -> Dict[str, Int8Check]:
+    """Parse the optional ``int8`` section; it must agree with the graphs the manifest names."""
+    if not isinstance(section, dict):
+        raise ValueError(f"{manifest}: 'int8' must map graph names to their int8 check")
+    out: Dict[str, Int8Check] = {}
+    for graph, entry in section.items():
+        where = f"int8.{graph}"
+        if graph not in in_use or not isinstance(entry, dict):
+            raise ValueError(f"{manifest}: '{where}' is not an int8 check of sam_decoder or clip_visual")
+        if not isinstance(entry.get("used"), bool):
+            raise ValueError(f"{manifest}: '{where}.used' must be true or false, got {entry.get('used')!r}")
+        check = Int8Check(graph=graph, file=_need(entry, "file", str, where, manifest), used=entry["used"],
+                          metrics=_numbers(entry, "metrics", where, manifest),
+                          bounds=_numbers(entry, "bounds", where, manifest),
+                          calibration=str(entry.get("calibration", "")))
+        if check.used != (in_use[graph] == check.file):
+            raise ValueError(f"{manifest}: '{where}.used' is {check.used} but the set runs {in_use[graph]}; "
+                             f"the manifest was edited by hand: export the set again")
+        out[graph] = check
+    return out
+
+
+def _numbers(entry: dict, key: str, where: str, manifest: Path) -> Dict[str, float]:
+    value = _need(entry, key, dict, where, manifest)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+        raise ValueError(f"{manifest}: '{where}.{key}' must map names to numbers, got {value!r}")
+    return {str(k): float(v) for k, v in value.items()}

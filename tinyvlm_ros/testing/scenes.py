@@ -120,10 +120,7 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
     occupied = np.zeros((height, width), bool)
     objects: List[SceneObject] = []
     for label in labels:
-        parts = label.split()
-        if len(parts) != 2 or parts[0] not in COLOURS or parts[1] not in SHAPES:
-            raise ValueError(f"scene label must be '<colour> <shape>', got {label!r}")
-        colour, shape = parts
+        colour, shape = _split_label(label)
         for _ in range(200):
             size = int(rng.integers(lo, hi + 1))
             x0 = int(rng.integers(2, width - size - 2))
@@ -136,9 +133,56 @@ def make_scene(seed: int = 0, width: int = 640, height: int = 480, n_objects: in
         else:
             raise ValueError(f"could not place {label!r} without overlap; use fewer or smaller objects")
         occupied |= m
-        rgb = np.array(COLOURS[colour], np.float32)
-        img[m] = rgb + rng.normal(0, 5, (int(m.sum()), 3))
-        ys, xs = np.nonzero(m)
-        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-        objects.append(SceneObject(colour, shape, box, m))
+        objects.append(_paint(img, rng, colour, shape, m))
     return Scene(np.clip(img, 0, 255).astype(np.uint8), objects)
+
+
+def place_scene(placements: Sequence[Tuple[str, float, float, int]], width: int = 640, height: int = 480,
+                seed: int = 0) -> Scene:
+    """Draw objects exactly where a test wants them ("the second red block from the left").
+
+    Args:
+        placements: per object (label, centre x, centre y, size in pixels), e.g.
+            ``[("red block", 100, 240, 60), ("red block", 300, 240, 60)]``.
+        width, height: frame size in pixels.
+        seed: RNG seed of the table texture and pixel noise.
+
+    Returns:
+        A :class:`Scene` with the objects in the order given.
+
+    Raises:
+        ValueError: an unknown label, an object outside the frame, or two objects closer than 6 px.
+    """
+    rng = np.random.default_rng(seed)
+    img = table_texture(rng, height, width)
+    occupied = np.zeros((height, width), bool)
+    objects: List[SceneObject] = []
+    for label, cx, cy, size in placements:
+        colour, shape = _split_label(label)
+        x0, y0 = int(round(cx - size / 2.0)), int(round(cy - size / 2.0))
+        if x0 < 0 or y0 < 0 or x0 + size > width or y0 + size > height:
+            raise ValueError(f"{label!r} at ({cx}, {cy}) size {size} does not fit in {width}x{height}")
+        m = shape_mask(shape, height, width, x0, y0, int(size))
+        pad = np.zeros_like(occupied)
+        pad[max(0, y0 - 6):y0 + size + 6, max(0, x0 - 6):x0 + size + 6] = True
+        if (occupied & pad).any():
+            raise ValueError(f"{label!r} at ({cx}, {cy}) touches another object; keep 6 px apart")
+        occupied |= m
+        objects.append(_paint(img, rng, colour, shape, m))
+    return Scene(np.clip(img, 0, 255).astype(np.uint8), objects)
+
+
+def _split_label(label: str) -> Tuple[str, str]:
+    parts = label.split()
+    if len(parts) != 2 or parts[0] not in COLOURS or parts[1] not in SHAPES:
+        raise ValueError(f"scene label must be '<colour> <shape>', got {label!r}")
+    return parts[0], parts[1]
+
+
+def _paint(img: np.ndarray, rng: np.random.Generator, colour: str, shape: str, m: np.ndarray) -> SceneObject:
+    """Fill mask ``m`` of the float image with the colour (plus noise); return the object and its box."""
+    rgb = np.array(COLOURS[colour], np.float32)
+    img[m] = rgb + rng.normal(0, 5, (int(m.sum()), 3))
+    ys, xs = np.nonzero(m)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return SceneObject(colour, shape, box, m)
