@@ -115,7 +115,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     if not args.names:
         print(f"fetching the default model set {registry.DEFAULT_SET_NAME} (the one detect_node and "
               f"`tinyvlm detect` load): {', '.join(s.name for s in specs)}, "
-              f"~{sum(s.approx_mb for s in specs):.0f} MB; name models or `all` for others")
+              f"~{sum(s.approx_mb for s in specs):.0f} MB; name models or `all` for others", flush=True)
     outcomes = fetch.fetch(specs, args.cache, timeout=args.timeout, progress=not args.quiet,
                            mirror=args.mirror)
     fetch.print_outcomes(outcomes)
