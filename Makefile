@@ -82,7 +82,7 @@ bench: build firmware
 	$(ENV) && $(OVERLAY) && tinyvlm bench node --frames 60 --rate 5 \
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
-	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu
+	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu --markdown docs/mcu.md
 
 # Fidelity to upstream: MobileSAM + TinyCLIP built from the upstream code with random weights, exported with
 # `tinyvlm models export --int8`, compared on real photos; writes docs/bench/fidelity.json and the fidelity

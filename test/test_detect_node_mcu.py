@@ -3,11 +3,15 @@
 Under QEMU (Cortex-M4) the node publishes Detection2DArray for a command; with
 the host build on a pseudo-terminal the MCU is killed mid-run and restarted: the
 node stays up, reports itself degraded, and recovers.  The firmware here runs
-its built-in random-weight encoder, so boxes carry no meaning yet (the trained
-encoder is tested in test_mcu_distill.py); what is tested is the wiring.
+its built-in random-weight encoder, which the node refuses unless
+``mcu_allow_random_model`` says this is a wiring test; its boxes carry no meaning
+(the trained encoder is tested at the end and in test_mcu_distill.py).  In
+device-camera mode the MCU captures its own frames and the node stamps the
+detections with the capture time translated into ROS time.
 """
 
 import shutil
+import time
 
 import pytest
 
@@ -25,6 +29,7 @@ from test_detect_node import LATCHED, RELIABLE, _params_file  # noqa: E402
 from tinyvlm_ros.mcu.emulate import Emulator  # noqa: E402
 from tinyvlm_ros.msg import DetectorStatus  # noqa: E402
 from tinyvlm_ros.ros import convert  # noqa: E402
+from rclpy.time import Time  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +39,14 @@ def models(tmp_path_factory):
     return make_known_answer_set(tmp_path_factory.mktemp("models") / "known")
 
 
-def _mcu_node(models, url, log, *extra):
+def _mcu_node(models, url, log, *extra, allow_random=True):
     # the known-answer set's text tower has 16 dims: the table keeps all of them
-    return start_node("detect_node", ["--params-file", _params_file(), "-p", "backend:=mcu",
-                                      "-p", f"serial_port:={url}", "-p", f"model_dir:={models}",
-                                      "-p", "matryoshka_dim:=16", "-p", "mcu_score_threshold:=0.01",
-                                      "-p", "mcu_timeout_s:=1.0", "-p", "diagnostics_period_s:=0.2", *extra],
-                      log_path=log)
+    args = ["--params-file", _params_file(), "-p", "backend:=mcu", "-p", f"serial_port:={url}",
+            "-p", f"model_dir:={models}", "-p", "matryoshka_dim:=16", "-p", "mcu_score_threshold:=0.01",
+            "-p", "mcu_timeout_s:=1.0", "-p", "diagnostics_period_s:=0.2", *extra]
+    if allow_random:  # the firmware's built-in encoder has random weights: wiring tests say so
+        args += ["-p", "mcu_allow_random_model:=true"]
+    return start_node("detect_node", args, log_path=log)
 
 
 class Client:
@@ -127,6 +133,53 @@ def test_mcu_killed_mid_run_degrades_then_recovers(models, tmp_path):
     finally:
         emu.stop()
         assert stop_node(proc) == 0, node_log(proc)[-3000:]
+
+
+def test_random_model_refused_without_the_override(models, tmp_path):
+    with Emulator("host") as emu:
+        proc = _mcu_node(models, emu.url, tmp_path / "node.log", allow_random=False)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and "configure failed" not in node_log(proc):
+                time.sleep(0.2)
+            log = node_log(proc)
+            assert "configure failed" in log and "mcu_model_dir" in log and "tinyvlm mcu distill" in log, log
+            assert "active:" not in log and proc.poll() is None  # up, but never configured
+        finally:
+            assert stop_node(proc) == 0, node_log(proc)[-3000:]
+
+
+def test_device_camera_detections_stamped_in_ros_time(models, tmp_path):
+    # the MCU captures its own frames (the port's generated scene): no image topic, ROS-time stamps
+    with Emulator("host") as emu:
+        proc = _mcu_node(models, emu.url, tmp_path / "node.log", "-p", "mcu_camera:=device",
+                         "-p", "mcu_camera_frame_id:=mcu_optical", "-p", "rate_limit_hz:=10.0")
+        try:
+            with ros_node() as n:
+                c = Client(n)
+                c.ready(proc, "pick the red block")
+                t_cmd = n.get_clock().now().nanoseconds
+                arrived = []
+                n.create_subscription(Detection2DArray, "detections",
+                                      lambda m: arrived.append(n.get_clock().now().nanoseconds), 10)
+                assert spin_until(n, lambda: len(arrived) >= 4, 30, proc), node_log(proc)[-3000:]
+                assert c.img.get_subscription_count() == 0  # nobody listens for images
+                msgs = [m for m in c.dets if Time.from_msg(m.header.stamp).nanoseconds >= t_cmd - 10**8][-4:]
+                assert len(msgs) == 4
+                stamps = [Time.from_msg(m.header.stamp).nanoseconds for m in msgs]
+                assert stamps == sorted(set(stamps)), "capture stamps must increase"
+                # a capture happens after the command and before its detections arrive (up to the clock
+                # translation's bound, well under a frame here)
+                assert t_cmd - 50_000_000 < stamps[0] and stamps[-1] < max(arrived)
+                assert all(m.header.frame_id == "mcu_optical" for m in msgs)
+                boxes = [d for m in msgs for d in m.detections]
+                assert boxes, "no boxes for the device's scene"
+                for d in boxes:
+                    assert d.results[0].hypothesis.class_id == "red block"
+                    assert 0 <= d.bbox.center.position.x <= 96 and 0 <= d.bbox.center.position.y <= 96
+                assert spin_until(n, lambda: c.diag_value("model.camera")[1] == "generated scene", 10, proc)
+        finally:
+            assert stop_node(proc) == 0, node_log(proc)[-3000:]
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm not installed (apt.sh)")

@@ -24,7 +24,8 @@ def emu():
 
 def test_engine_detects_and_maps_boxes(emu):
     scene = make_scene(seed=3)
-    with McuEngine(emu.url, hash_text_embed, dims=64, score_threshold=-1.0, max_detections=4) as eng:
+    with McuEngine(emu.url, hash_text_embed, dims=64, score_threshold=-1.0, max_detections=4,
+                   allow_random_model=True) as eng:
         res = eng.detect(scene.image, "find the red block")
         assert isinstance(res, DetectionResult)
         assert res.targets == ["red block"]
@@ -63,7 +64,7 @@ def test_engine_falls_back_when_device_is_gone(tmp_path):
     from tinyvlm_ros.mcu.link import McuLink
 
     link = McuLink(tty, timeout=0.3, retries=1, reconnects=1, reconnect_delay=0.05)
-    eng = McuEngine(link, hash_text_embed, dims=32, fallback=_Fallback()).open()
+    eng = McuEngine(link, hash_text_embed, dims=32, fallback=_Fallback(), allow_random_model=True).open()
     img = np.zeros((120, 160, 3), np.uint8)
     eng.detect(img, "red block")
     e.kill()
@@ -89,5 +90,6 @@ def test_cli_info_and_detect(emu):
     assert "round trip" in run("ping", "--port", emu.url, "--count", "3")
     assert "4 rows" in run("load-table", "--port", emu.url, "--dims", "32", "--phrase", "a", "--phrase", "b",
                            "--phrase", "c", "--phrase", "d")
-    out = json.loads(run("detect", "--port", emu.url, "--command", "pick the red block", "--threshold", "-1"))
+    out = json.loads(run("detect", "--port", emu.url, "--command", "pick the red block", "--threshold", "-1",
+                         "--allow-random-model"))
     assert out["targets"] == ["red block"] and len(out["detections"]) == 1

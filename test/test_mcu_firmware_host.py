@@ -16,7 +16,7 @@ from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.codec import FrameParser, crc16, encode_frame, pack_struct
 from tinyvlm_ros.mcu.emulate import Emulator, build
 from tinyvlm_ros.mcu.random_model import DEFAULT_MODEL_PATH
-from tinyvlm_ros.mcu.link import McuLink, McuStatusError
+from tinyvlm_ros.mcu.link import McuLink, McuStatusError, ram_row
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,7 +82,9 @@ def test_command_errors(link):
         link.infer(np.zeros((96, 96, 3), np.uint8))  # no table yet
     link.load_table(random_table(rng, rows=4, dims=32))
     with pytest.raises(McuStatusError, match="BAD_ARG"):
-        link.set_query([4])
+        link.set_query([ram_row(4)])
+    with pytest.raises(McuStatusError, match="BAD_ARG"):
+        link.set_query([0])  # no flash vocabulary
     with pytest.raises(McuStatusError, match="BAD_OPCODE"):
         link.request(0x7E)
     with pytest.raises(McuStatusError, match="BAD_LENGTH"):
@@ -99,9 +101,9 @@ def test_command_errors(link):
         link.load_table(table_from_embeddings(rng.normal(size=(4, 64)), 32, model_id=0x1234))
     link.load_table(table_from_embeddings(rng.normal(size=(4, 64)), 32, model_id=link.info["model_id"]))
     with pytest.raises(McuStatusError, match="TOO_LARGE"):
-        link.set_query([0, 1, 2, 3] * 4)
+        link.set_query([ram_row(i) for i in [0, 1, 2, 3] * 4])
         link.load_table(random_table(rng, rows=16, dims=32))
-        link.set_query(list(range(16)))
+        link.set_query([ram_row(i) for i in range(16)])
         link.infer(np.zeros((96, 96, 3), np.uint8), want_scores=True)  # 16 rows of scores exceed a frame
     with pytest.raises(ValueError):
         link.infer(np.zeros((10, 10, 3), np.uint8))
@@ -110,7 +112,7 @@ def test_command_errors(link):
 def test_repeated_seq_gets_cached_reply(link):
     rng = np.random.default_rng(2)
     link.load_table(random_table(rng, rows=4, dims=32))
-    link.set_query([0, 1])
+    link.set_query([ram_row(0), ram_row(1)])
     img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8).tobytes()
     frames = []
     seq = 4000
@@ -201,7 +203,7 @@ def test_kill_mid_frame_then_reboot_recovery(tmp_path):
     try:
         link = McuLink(tty, timeout=0.5, retries=2, reconnects=2, reconnect_delay=0.1).open()
         link.load_table(table)
-        link.set_query([1, 2, 3], threshold=0.1)
+        link.set_query([ram_row(1), ram_row(2), ram_row(3)], threshold=0.1)
         img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
         first = link.infer(img, want_scores=True)
         boot0 = link.boot_id

@@ -17,6 +17,7 @@ from tinyvlm_ros.mcu.codec import FrameParser, crc16, encode_frame, pack_struct,
 from tinyvlm_ros.mcu.blob import quantize_multiplier
 from tinyvlm_ros.mcu.random_model import random_model
 from tinyvlm_ros.mcu import reference as ref
+from tinyvlm_ros.mcu.vocab import phrase_hash
 
 frames = st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 255), st.integers(0, 255),
                    st.binary(max_size=300))
@@ -153,7 +154,14 @@ def test_table_quantization():
     assert np.max(np.abs(back - unit)) < 0.01
     blob = pack_table(t)
     assert unpack_table(blob).data.tolist() == t.data.tolist()
-    assert len(blob) == pc.TABLE_HEADER_SIZE + 10 * (4 + 32)
+    # scale, phrase hash and 32 int8 per row
+    assert len(blob) == pc.TABLE_HEADER_SIZE + 10 * (4 + 4 + 32)
+    named = quantize_table(emb[:2], 16, model_id=7, phrase_hash=[phrase_hash("Red  Block"), 5], text_id=9)
+    back = unpack_table(pack_table(named))
+    assert back.phrase_hash.tolist() == [phrase_hash("red block"), 5]
+    assert (back.model_id, back.text_id) == (7, 9)
+    with pytest.raises(ValueError):
+        quantize_table(emb[:2], 16, phrase_hash=[1])
     for bad_dims in (0, 30, 132):
         with pytest.raises(ValueError):
             quantize_table(emb, bad_dims)

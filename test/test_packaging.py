@@ -39,6 +39,8 @@ def test_core_imports_without_rclpy(tmp_path):
             "import tinyvlm_ros.command, tinyvlm_ros.engine.detector, tinyvlm_ros.imaging, tinyvlm_ros.cli\n"
             "import tinyvlm_ros.params, tinyvlm_ros.latest, tinyvlm_ros.depth, tinyvlm_ros.backends\n"
             "import tinyvlm_ros.tracking, tinyvlm_ros.tracking.metrics\n"
+            "import tinyvlm_ros.sync, tinyvlm_ros.workers, tinyvlm_ros.health, tinyvlm_ros.command_state\n"
+            "import tinyvlm_ros.detection_fields\n"
             "print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=tmp_path)

@@ -8,9 +8,14 @@ do not inflate it.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from tinyvlm_ros.geometry import box_mask
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tinyvlm_ros.types import Detection
 
 
 def depth_to_metres(height: int, width: int, encoding: str, is_bigendian: int, step: int, data: bytes,
@@ -69,3 +74,21 @@ def box_from_points(points: np.ndarray, min_points: int = 10
     lo = np.percentile(points, 5, axis=0)
     hi = np.percentile(points, 95, axis=0)
     return (lo + hi) / 2.0, np.maximum(hi - lo, 0.0)
+
+
+def detection_boxes(depth_m: np.ndarray, detections: Sequence["Detection"], k: Sequence[float],
+                    frame_hw: Tuple[int, int]) -> List[Optional[Tuple[np.ndarray, np.ndarray]]]:
+    """Return (centre xyz, size xyz) per detection from its mask (or box); None where too few points.
+
+    Args:
+        depth_m: HxW float32 metres of the depth image paired with the colour frame.
+        detections: detections of the colour frame (masks at its resolution).
+        k: ``CameraInfo.k`` of the depth image.
+        frame_hw: the colour frame's (height, width).
+    """
+    out: List[Optional[Tuple[np.ndarray, np.ndarray]]] = []
+    for det in detections:
+        mask = det.mask if det.mask is not None and det.mask.shape == tuple(frame_hw) else \
+            box_mask(det.box_xyxy, frame_hw)
+        out.append(box_from_points(mask_points(depth_m, mask, k)))
+    return out

@@ -53,3 +53,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def box_mask(box_xyxy: Sequence[float], frame_hw: Tuple[int, int]) -> np.ndarray:
+    """Return an HxW bool mask that is True inside a pixel box (rounded to whole pixels, clipped)."""
+    m = np.zeros(tuple(frame_hw), bool)
+    x0, y0, x1, y1 = (int(round(v)) for v in box_xyxy)
+    m[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+    return m

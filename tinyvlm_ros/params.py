@@ -53,6 +53,9 @@ PARAMS: Tuple[Param, ...] = (
           "detection i)"),
     Param("use_depth", False, "also publish vision_msgs/Detection3DArray from 'depth' + 'camera_info'",
           reconfigure=True),
+    Param("depth_tolerance_s", 0.05, "largest stamp difference between a frame and the depth image and "
+          "camera_info used for its 3D boxes; a frame without both within it gets no detections_3d (counted "
+          "in diagnostics)", range=(0.0, 1.0), reconfigure=True),
     Param("depth_scale", 0.001, "metres per unit of a 16UC1 depth image", range=(1e-6, 10.0)),
     Param("serial_port", "", "MCU serial port or pyserial URL (/dev/ttyACM0, socket://127.0.0.1:5555)",
           reconfigure=True),
@@ -61,9 +64,16 @@ PARAMS: Tuple[Param, ...] = (
           reconfigure=True),
     Param("mcu_fallback", False, "when the MCU is unreachable, run the local engine instead",
           reconfigure=True),
-    Param("mcu_model_dir", "", "distilled MCU encoder (`tinyvlm mcu distill --out`): its text projection, "
-          "prefix and calibrated thresholds; empty = the host text tower's embeddings as they are",
-          reconfigure=True),
+    Param("mcu_model_dir", "", "trained MCU encoder (`tinyvlm mcu distill --out`; the device must run its "
+          "model.tvm): text projection, prefix and calibrated thresholds; required unless "
+          "mcu_allow_random_model", reconfigure=True),
+    Param("mcu_allow_random_model", False, "accept the firmware's random-weight built-in encoder without "
+          "mcu_model_dir (its boxes mean nothing: wiring tests only)", reconfigure=True),
+    Param("mcu_camera", "host", "host: frames from the image topic are sent to the MCU; device: the MCU "
+          "captures with its own camera (no image subscription) and detections are stamped with its capture "
+          "time translated to ROS time", choices=("host", "device"), reconfigure=True),
+    Param("mcu_camera_frame_id", "mcu_camera", "frame_id of detections in mcu_camera device mode (the MCU "
+          "camera's optical frame)"),
     Param("mcu_score_threshold", 0.0, "cosine threshold of MCU region scores (0 = the distilled model's "
           "calibrated value, else 0.25)", range=(0.0, 1.0)),
     Param("service_timeout_s", 10.0, "the ~/detect service answers failure after this long",

@@ -113,7 +113,7 @@ def start_mcu(args: argparse.Namespace, teacher: Path):
     emulator = Emulator("qemu-m7", model=str(distilled / "model.tvm"), start_timeout=60)
     url = emulator.start()
     say(f"firmware (Cortex-M7 under QEMU) with the distilled encoder {distilled / 'model.tvm'} at {url}")
-    # one QEMU frame takes about a second (the emulated UART): the node drops what it cannot take
+    # QEMU frames are slow (the emulated UART carries the whole frame): the node drops what it cannot take
     return emulator, {"backend": "mcu", "serial_port": url, "mcu_model_dir": str(distilled),
                       "mcu_timeout_s": 3.0, "model_dir": str(teacher)}, distilled
 
@@ -134,7 +134,7 @@ def main(argv: Optional[list] = None) -> int:
                     help="output directory (default out/demo, out/demo-mcu for the mcu backend)")
     ap.add_argument("--frames", type=int, default=None, help="frames in the demo bag (default 50; mcu 20)")
     ap.add_argument("--rate", type=float, default=None,
-                    help="replay rate in Hz (default 5; mcu 1, a QEMU frame takes about a second)")
+                    help="replay rate in Hz (default 5; mcu 1: QEMU frames are slow, see docs/mcu.md)")
     ap.add_argument("--models", type=Path, help="model set to use instead of choosing one")
     ap.add_argument("--cache", type=Path,
                     help="model cache (default $TINYVLM_MODELS or ~/.cache/tinyvlm_ros)")

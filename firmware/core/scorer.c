@@ -2,20 +2,69 @@
 
 #include <string.h>
 
+const tvlm_table_t *tvlm_scorer_row(const tvlm_table_t *vocab, const tvlm_table_t *ram, uint16_t id,
+                                    uint32_t *row)
+{
+    const tvlm_table_t *t = (id & TVLM_ROW_RAM) ? ram : vocab;
+    const uint32_t r = id & (TVLM_ROW_RAM - 1u);
+    if (t == NULL || r >= t->rows) return NULL;
+    *row = r;
+    return t;
+}
+
+uint32_t tvlm_score_macs(uint32_t cells, const tvlm_table_t *vocab, const tvlm_table_t *ram,
+                         const tvlm_scorer_query_t *q)
+{
+    uint32_t per_cell = 0, norm_v = 0, norm_r = 0;
+    for (uint32_t k = 0; k < q->n_rows; k++) {
+        uint32_t row;
+        const tvlm_table_t *t = tvlm_scorer_row(vocab, ram, q->rows[k], &row);
+        if (t == NULL) continue;
+        per_cell += t->dims;
+        if (t == vocab) norm_v = t->dims;
+        else norm_r = t->dims;
+    }
+    return cells * (per_cell + norm_v + norm_r);
+}
+
 tvlm_status_t tvlm_score_regions(tvlm_path_t path, const int8_t *embed, uint32_t cells, uint32_t embed_dim,
-                                 const tvlm_table_t *t, const tvlm_scorer_query_t *q, int16_t *scores)
+                                 const tvlm_table_t *vocab, const tvlm_table_t *ram, const tvlm_scorer_query_t *q,
+                                 int16_t *scores)
 {
     int32_t (*dot)(const int8_t *, const int8_t *, int32_t, int32_t) =
         path == TVLM_PATH_PLAIN ? tvlm_dot_s8_plain : path == TVLM_PATH_MVE ? tvlm_dot_s8_mve : tvlm_dot_s8_dsp;
-    if (t->rows == 0) return TVLM_STATUS_BAD_STATE;
-    if (t->dims > embed_dim || cells > TVLM_MAX_GRID_CELLS) return TVLM_STATUS_BAD_TABLE;
-    const int32_t d = t->dims;
+    const tvlm_table_t *tab[TVLM_MAX_QUERY_ROWS];
+    uint32_t rowix[TVLM_MAX_QUERY_ROWS];
+    if (cells > TVLM_MAX_GRID_CELLS || q->n_rows > TVLM_MAX_QUERY_ROWS) return TVLM_STATUS_BAD_ARG;
+    for (uint32_t k = 0; k < q->n_rows; k++) {
+        tab[k] = tvlm_scorer_row(vocab, ram, q->rows[k], &rowix[k]);
+        if (tab[k] == NULL) return TVLM_STATUS_BAD_STATE;
+        if (tab[k]->dims > embed_dim) return TVLM_STATUS_BAD_TABLE;
+    }
     for (uint32_t r = 0; r < cells; r++) {
         const int8_t *e = embed + r * embed_dim;
-        const uint32_t n = tvlm_isqrt((uint32_t)dot(e, e, d, 0));
+        /* the norm of the region's prefix, once per table (the two tables may keep different prefixes) */
+        uint32_t n_v = 0, n_r = 0;
+        int have_v = 0, have_r = 0;
         for (uint32_t k = 0; k < q->n_rows; k++) {
-            const uint16_t row = q->rows[k];
-            const int32_t dp = dot(e, t->data + (uint32_t)row * t->dims, d, 0);
+            const tvlm_table_t *t = tab[k];
+            const int32_t d = t->dims;
+            uint32_t n;
+            if (t == vocab) {
+                if (!have_v) {
+                    n_v = tvlm_isqrt((uint32_t)dot(e, e, d, 0));
+                    have_v = 1;
+                }
+                n = n_v;
+            } else {
+                if (!have_r) {
+                    n_r = tvlm_isqrt((uint32_t)dot(e, e, d, 0));
+                    have_r = 1;
+                }
+                n = n_r;
+            }
+            const uint32_t row = rowix[k];
+            const int32_t dp = dot(e, t->data + row * (uint32_t)d, d, 0);
             int64_t s = 0;
             if (n != 0) {
                 /* Q24 scale * dot -> Q15 with rounding; the embedding's own scale cancels in the cosine */

@@ -18,7 +18,7 @@
  *   then payload[length], then u16 CRC-16 of the payload (CRC of nothing when length is 0).
  */
 
-#define TVLM_PROTOCOL_VERSION 1u /* bumped on any incompatible wire change */
+#define TVLM_PROTOCOL_VERSION 2u /* bumped on any incompatible wire change */
 #define TVLM_SYNC0 165u /* first sync byte */
 #define TVLM_SYNC1 90u /* second sync byte */
 #define TVLM_HEADER_SIZE 12u /* sync..hcrc */
@@ -34,23 +34,30 @@
 #define TVLM_MODEL_HEADER_SIZE 48u /* bytes */
 #define TVLM_MODEL_LAYER_SIZE 36u /* bytes per layer record */
 #define TVLM_TABLE_MAGIC 1112823380u /* 'TVTB' little endian */
-#define TVLM_TABLE_VERSION 1u /* table blob format */
-#define TVLM_TABLE_HEADER_SIZE 24u /* bytes */
+#define TVLM_TABLE_VERSION 2u /* table blob format */
+#define TVLM_TABLE_HEADER_SIZE 32u /* bytes */
 #define TVLM_SCORE_Q 15u /* scores are cosine * 2^SCORE_Q */
 #define TVLM_TABLE_SCALE_Q 24u /* row scales are float * 2^TABLE_SCALE_Q */
 
 typedef enum {
     TVLM_FLAG_RESPONSE = 1,
     TVLM_FLAG_WANT_SCORES = 2,
+    TVLM_FLAG_WANT_THUMB = 4,
 } tvlm_flags_t;
 
 typedef enum {
     TVLM_OP_HELLO = 1,
     TVLM_OP_PING = 2,
+    TVLM_OP_CLOCK = 3,
     TVLM_OP_LOAD_TABLE = 16,
     TVLM_OP_SET_QUERY = 17,
+    TVLM_OP_VOCAB_LOOKUP = 18,
+    TVLM_OP_VOCAB_LIST = 19,
+    TVLM_OP_VOCAB_WRITE = 20,
+    TVLM_OP_VOCAB_ERASE = 21,
     TVLM_OP_INFER = 32,
     TVLM_OP_READ_EMBED = 33,
+    TVLM_OP_CAPTURE = 34,
     TVLM_OP_STATS = 48,
     TVLM_OP_RESET = 49,
 } tvlm_opcode_t;
@@ -70,6 +77,8 @@ typedef enum {
     TVLM_STATUS_BAD_ARG = 11,
     TVLM_STATUS_NO_MEMORY = 12,
     TVLM_STATUS_INTERNAL = 13,
+    TVLM_STATUS_NOT_SUPPORTED = 14,
+    TVLM_STATUS_FLASH_ERROR = 15,
 } tvlm_status_t;
 
 typedef enum {
@@ -86,6 +95,21 @@ typedef enum {
 } tvlm_work_units_t;
 
 typedef enum {
+    TVLM_VOCAB_NONE = 0,
+    TVLM_VOCAB_BUILTIN = 1,
+    TVLM_VOCAB_FLASH = 2,
+} tvlm_vocab_sources_t;
+
+typedef enum {
+    TVLM_CAMERA_NONE = 0,
+    TVLM_CAMERA_GENERATED = 1,
+} tvlm_cameras_t;
+
+typedef enum {
+    TVLM_MODEL_FLAG_RANDOM_WEIGHTS = 1,
+} tvlm_model_flags_t;
+
+typedef enum {
     TVLM_LAYER_CONV = 1,
     TVLM_LAYER_DWCONV = 2,
 } tvlm_layer_ops_t;
@@ -93,6 +117,9 @@ typedef enum {
 #define TVLM_MAX_QUERY_ROWS 16u
 #define TVLM_MAX_BOXES 32u
 #define TVLM_MAX_GRID_CELLS 256u
+#define TVLM_MAX_LOOKUP 256u
+#define TVLM_ROW_RAM 32768u
+#define TVLM_ROW_NONE 65535u
 
 /* HELLO reply payload */
 typedef struct __attribute__((packed)) {
@@ -122,11 +149,20 @@ typedef struct __attribute__((packed)) {
     uint32_t table_hash;
     uint32_t flash_bytes;
     uint32_t ram_bytes;
+    uint32_t model_flags;
+    uint32_t vocab_hash;
+    uint32_t vocab_text_id;
+    uint32_t vocab_slot_bytes;
+    uint16_t vocab_rows;
+    uint16_t vocab_dims;
+    uint8_t vocab_source;
+    uint8_t camera;
+    uint16_t reserved;
 } tvlm_info_t;
-#define TVLM_INFO_SIZE 56u
-_Static_assert(sizeof(tvlm_info_t) == 56u, "tvlm_info_t layout");
+#define TVLM_INFO_SIZE 80u
+_Static_assert(sizeof(tvlm_info_t) == 80u, "tvlm_info_t layout");
 
-/* prefix of every LOAD_TABLE/INFER request payload; data follows */
+/* prefix of every LOAD_TABLE/VOCAB_WRITE/INFER request payload; data follows */
 typedef struct __attribute__((packed)) {
     uint32_t offset;
     uint32_t total;
@@ -141,7 +177,7 @@ typedef struct __attribute__((packed)) {
 #define TVLM_CHUNK_ACK_SIZE 4u
 _Static_assert(sizeof(tvlm_chunk_ack_t) == 4u, "tvlm_chunk_ack_t layout");
 
-/* SET_QUERY payload; n_rows u16 table row indices follow */
+/* SET_QUERY payload; n_rows u16 row ids follow (ROW_RAM set: a RAM table row, clear: a flash vocabulary row) */
 typedef struct __attribute__((packed)) {
     uint8_t n_rows;
     uint8_t max_boxes;
@@ -149,6 +185,51 @@ typedef struct __attribute__((packed)) {
 } tvlm_query_t;
 #define TVLM_QUERY_SIZE 4u
 _Static_assert(sizeof(tvlm_query_t) == 4u, "tvlm_query_t layout");
+
+/* VOCAB_LIST request: up to count phrase hashes from row start */
+typedef struct __attribute__((packed)) {
+    uint16_t start;
+    uint16_t count;
+} tvlm_vocab_list_t;
+#define TVLM_VOCAB_LIST_SIZE 4u
+_Static_assert(sizeof(tvlm_vocab_list_t) == 4u, "tvlm_vocab_list_t layout");
+
+/* VOCAB_LIST reply; count u32 phrase hashes of rows start.. follow */
+typedef struct __attribute__((packed)) {
+    uint16_t total;
+    uint16_t start;
+    uint16_t count;
+    uint16_t dims;
+} tvlm_vocab_list_reply_t;
+#define TVLM_VOCAB_LIST_REPLY_SIZE 8u
+_Static_assert(sizeof(tvlm_vocab_list_reply_t) == 8u, "tvlm_vocab_list_reply_t layout");
+
+/* CLOCK reply: the device clock in microseconds since boot */
+typedef struct __attribute__((packed)) {
+    uint32_t now_us_lo;
+    uint32_t now_us_hi;
+} tvlm_clock_t;
+#define TVLM_CLOCK_SIZE 8u
+_Static_assert(sizeof(tvlm_clock_t) == 8u, "tvlm_clock_t layout");
+
+/* CAPTURE request: thumbnail divisor (with FLAG_WANT_THUMB) */
+typedef struct __attribute__((packed)) {
+    uint8_t thumb_div;
+    uint8_t reserved0;
+    uint16_t reserved1;
+} tvlm_capture_t;
+#define TVLM_CAPTURE_SIZE 4u
+_Static_assert(sizeof(tvlm_capture_t) == 4u, "tvlm_capture_t layout");
+
+/* CAPTURE final reply: capture time, then the INFER result; with FLAG_WANT_THUMB thumb_h*thumb_w*input_c uint8 pixels follow the scores */
+typedef struct __attribute__((packed)) {
+    uint32_t capture_us_lo;
+    uint32_t capture_us_hi;
+    uint16_t thumb_w;
+    uint16_t thumb_h;
+} tvlm_capture_result_t;
+#define TVLM_CAPTURE_RESULT_SIZE 12u
+_Static_assert(sizeof(tvlm_capture_result_t) == 12u, "tvlm_capture_result_t layout");
 
 /* INFER final reply; n_boxes box records follow, then with FLAG_WANT_SCORES i16 scores[n_query][grid_h*grid_w] */
 typedef struct __attribute__((packed)) {
@@ -163,7 +244,7 @@ typedef struct __attribute__((packed)) {
 #define TVLM_RESULT_SIZE 16u
 _Static_assert(sizeof(tvlm_result_t) == 16u, "tvlm_result_t layout");
 
-/* one box in grid cells, x1/y1 exclusive; row is the table row */
+/* one box in grid cells, x1/y1 exclusive; row is the row id of the query row */
 typedef struct __attribute__((packed)) {
     uint16_t row;
     int16_t score_q15;
@@ -250,7 +331,7 @@ typedef struct __attribute__((packed)) {
 #define TVLM_LAYER_SIZE 36u
 _Static_assert(sizeof(tvlm_layer_t) == 36u, "tvlm_layer_t layout");
 
-/* table blob header; i32 scale_q24[rows] then i8 rows[rows][dims] follow; body_crc32 covers them */
+/* table blob header; i32 scale_q24[rows], u32 phrase_hash[rows], then i8 rows[rows][dims] follow; body_crc32 covers them */
 typedef struct __attribute__((packed)) {
     uint32_t magic;
     uint16_t version;
@@ -258,11 +339,13 @@ typedef struct __attribute__((packed)) {
     uint16_t rows;
     uint16_t dims;
     uint32_t model_id;
+    uint32_t text_id;
     uint32_t body_crc32;
-    uint32_t reserved;
+    uint32_t reserved0;
+    uint32_t reserved1;
 } tvlm_table_header_t;
-#define TVLM_TABLE_HEADER_SIZE 24u
-_Static_assert(sizeof(tvlm_table_header_t) == 24u, "tvlm_table_header_t layout");
+#define TVLM_TABLE_HEADER_SIZE 32u
+_Static_assert(sizeof(tvlm_table_header_t) == 32u, "tvlm_table_header_t layout");
 
 _Static_assert(sizeof(tvlm_model_header_t) == TVLM_MODEL_HEADER_SIZE, "model header");
 _Static_assert(sizeof(tvlm_layer_t) == TVLM_MODEL_LAYER_SIZE, "layer record");

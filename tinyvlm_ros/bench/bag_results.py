@@ -193,7 +193,9 @@ class ResultSink:
             store = self.out_bag.store
             header = bagio.make_header(store, o.stamp_ns, "camera")
             t_ns = o.log_ns + int((o.latency_s or 0.0) * 1e9)
-            self.out_bag.write(self.det_topic, t_ns, bagio.detections_to_msg(store, header, o.detections))
+            # the run's one command is command 1, as the node numbers the first command it accepts
+            self.out_bag.write(self.det_topic, t_ns, bagio.detections_to_msg(store, header, o.detections,
+                                                                             command_id=1))
 
     def close(self) -> None:
         """Close the CSV file (the output bag belongs to the caller)."""

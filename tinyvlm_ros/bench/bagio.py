@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional,
 import numpy as np
 
 from tinyvlm_ros import imaging
+from tinyvlm_ros.detection_fields import detection_fields
 from tinyvlm_ros.types import Detection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,32 +174,32 @@ def msg_to_rgb(msgtype: str, msg: Any) -> np.ndarray:
     raise ValueError(f"not an image type: {msgtype}")
 
 
-def detections_to_msg(store: "Typestore", header: Any, detections: Sequence[Detection]) -> Any:
+def detections_to_msg(store: "Typestore", header: Any, detections: Sequence[Detection],
+                      command_id: int = 0) -> Any:
     """Build a ``vision_msgs/Detection2DArray`` from detections, copying the image's header.
 
-    One Detection2D per object: ``results[0].hypothesis`` holds the target
-    phrase as ``class_id`` and the score; the bbox centre and size are in
-    pixels; ``id`` is the object's index, unique within the message.
+    The fields are those the live node publishes (:func:`tinyvlm_ros.detection_fields.detection_fields`):
+    ``results[0].hypothesis`` = target phrase and score, ``results[0].pose`` and the bbox centre =
+    the box centre in pixels, ``id`` = ``"<command_id>/<object_id>"`` (``command_id`` 0: no command,
+    e.g. ground truth).
     """
     t = store.types
     out = []
-    for i, det in enumerate(detections):
-        cx, cy = det.center
-        sx, sy = det.size
+    for f in detection_fields(detections, command_id):
+        cx, cy = f.center
         hyp = t["vision_msgs/msg/ObjectHypothesisWithPose"](
-            hypothesis=t["vision_msgs/msg/ObjectHypothesis"](class_id=str(det.label), score=float(det.score)),
-            pose=_zero_pose_with_cov(store))
-        centre = t["vision_msgs/msg/Pose2D"](position=t["vision_msgs/msg/Point2D"](x=float(cx), y=float(cy)),
-                                             theta=0.0)
-        bbox = t["vision_msgs/msg/BoundingBox2D"](center=centre, size_x=float(sx), size_y=float(sy))
-        out.append(t["vision_msgs/msg/Detection2D"](header=header, results=[hyp], bbox=bbox, id=str(i)))
+            hypothesis=t["vision_msgs/msg/ObjectHypothesis"](class_id=f.class_id, score=f.score),
+            pose=_pose_with_cov(store, cx, cy))
+        centre = t["vision_msgs/msg/Pose2D"](position=t["vision_msgs/msg/Point2D"](x=cx, y=cy), theta=0.0)
+        bbox = t["vision_msgs/msg/BoundingBox2D"](center=centre, size_x=f.size[0], size_y=f.size[1])
+        out.append(t["vision_msgs/msg/Detection2D"](header=header, results=[hyp], bbox=bbox, id=f.id))
     return t[DETECTION2D_ARRAY](header=header, detections=out)
 
 
-def _zero_pose_with_cov(store: "Typestore") -> Any:
+def _pose_with_cov(store: "Typestore", x: float, y: float) -> Any:
     t = store.types
     pose = t["geometry_msgs/msg/Pose"](
-        position=t["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+        position=t["geometry_msgs/msg/Point"](x=float(x), y=float(y), z=0.0),
         orientation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
     return t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36, np.float64))
 

@@ -88,7 +88,7 @@ def run(models: Optional[Path] = None, frames: int = 60, rate_hz: float = 5.0, w
 
     def on_diag(msg) -> None:
         for st in msg.status:
-            if st.name.startswith("detect_node"):
+            if st.name == "/detect_node: detector":   # the node's fully qualified name
                 diag.clear()
                 diag.update({kv.key: kv.value for kv in st.values})
 

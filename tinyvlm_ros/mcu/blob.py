@@ -10,9 +10,12 @@ Model blob::
 
 Conv weights are ``[out_c][k][k][in_c]``, depthwise weights ``[k][k][c]`` (CMSIS-NN layouts).
 
-Table blob::
+Table blob (the RAM table of LOAD_TABLE and the flash vocabulary alike)::
 
-    header (24 B) | scale_q24 int32[rows] | data int8[rows][dims]
+    header (32 B) | scale_q24 int32[rows] | phrase_hash uint32[rows] | data int8[rows][dims]
+
+The header carries the model id (rows embedded for another model are refused) and a text id (the host's
+text embedder that made the rows, see :mod:`tinyvlm_ros.mcu.vocab`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -86,13 +89,17 @@ class Layer:
 
 @dataclass
 class Model:
-    """An int8 region encoder: ``in_h x in_w x in_c`` uint8 pixels -> ``grid_h x grid_w x embed_dim`` int8."""
+    """An int8 region encoder: ``in_h x in_w x in_c`` uint8 pixels -> ``grid_h x grid_w x embed_dim`` int8.
+
+    ``flags`` holds ``ModelFlag`` bits, e.g. ``RANDOM_WEIGHTS`` for an untrained encoder.
+    """
 
     model_id: int
     in_w: int
     in_h: int
     in_c: int
     layers: List[Layer] = field(default_factory=list)
+    flags: int = 0
 
     @property
     def grid_w(self) -> int:
@@ -156,7 +163,8 @@ def pack_model(model: Model) -> bytes:
     hdr = _pack("model_header", magic=pc.MODEL_MAGIC, version=pc.MODEL_VERSION,
                 header_size=pc.MODEL_HEADER_SIZE, model_id=model.model_id, payload_crc32=crc,
                 total_size=len(body), in_w=model.in_w, in_h=model.in_h, in_c=model.in_c, n_layers=n,
-                grid_w=model.grid_w, grid_h=model.grid_h, embed_dim=model.embed_dim, in_zp=0)
+                grid_w=model.grid_w, grid_h=model.grid_h, embed_dim=model.embed_dim, in_zp=0,
+                flags=model.flags)
     body[:pc.MODEL_HEADER_SIZE] = hdr
     return bytes(body)
 
@@ -172,7 +180,7 @@ def unpack_model(blob: bytes) -> Model:
         raise ValueError(f"model blob is {len(blob)} bytes, header says {h['total_size']}")
     if zlib.crc32(blob[pc.MODEL_HEADER_SIZE:]) != h["payload_crc32"]:
         raise ValueError("model blob CRC mismatch")
-    model = Model(model_id=h["model_id"], in_w=h["in_w"], in_h=h["in_h"], in_c=h["in_c"])
+    model = Model(model_id=h["model_id"], in_w=h["in_w"], in_h=h["in_h"], in_c=h["in_c"], flags=h["flags"])
     for i in range(h["n_layers"]):
         r = _unpack("layer", blob, pc.MODEL_HEADER_SIZE + i * pc.MODEL_LAYER_SIZE)
         op = _OP_NAMES.get(r["op"])
@@ -195,11 +203,21 @@ def unpack_model(blob: bytes) -> Model:
 
 @dataclass
 class Table:
-    """Int8 text-embedding rows with a per-row scale (float = int8 * scale_q24 / 2^24)."""
+    """Int8 text-embedding rows with a per-row scale (float = int8 * scale_q24 / 2^24) and phrase hash."""
 
-    data: np.ndarray       # int8 [rows, dims]
-    scale_q24: np.ndarray  # int32 [rows]
+    data: np.ndarray         # int8 [rows, dims]
+    scale_q24: np.ndarray    # int32 [rows]
     model_id: int = 0
+    phrase_hash: Optional[np.ndarray] = None  # uint32 [rows]; None: all 0 (rows nobody looks up)
+    text_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.phrase_hash is None:
+            self.phrase_hash = np.zeros(self.rows, np.uint32)
+        self.phrase_hash = np.asarray(self.phrase_hash, np.uint32)
+        if self.phrase_hash.shape != (self.rows,):
+            raise ValueError(f"phrase_hash must have one entry per row ({self.rows}), "
+                             f"got {self.phrase_hash.shape}")
 
     @property
     def rows(self) -> int:
@@ -212,13 +230,16 @@ class Table:
         return int(self.data.shape[1])
 
 
-def quantize_table(embeddings: np.ndarray, dims: int, model_id: int = 0) -> Table:
+def quantize_table(embeddings: np.ndarray, dims: int, model_id: int = 0,
+                   phrase_hash: Optional[Sequence[int]] = None, text_id: int = 0) -> Table:
     """Text embeddings [N, D] float -> Matryoshka prefix of ``dims`` -> unit rows -> int8 + per-row scale."""
     emb = np.asarray(embeddings, dtype=np.float64)
     if emb.ndim != 2 or emb.shape[0] == 0:
         raise ValueError(f"embeddings must be a non-empty [N, D] array, got shape {emb.shape}")
     if dims <= 0 or dims % 4 or dims > emb.shape[1]:
         raise ValueError(f"dims must be a positive multiple of 4 and <= {emb.shape[1]}, got {dims}")
+    if emb.shape[0] >= pc.ROW_RAM:
+        raise ValueError(f"a table holds at most {pc.ROW_RAM - 1} rows, got {emb.shape[0]}")
     pre = emb[:, :dims]
     norm = np.linalg.norm(pre, axis=1, keepdims=True)
     if np.any(norm == 0) or not np.all(np.isfinite(pre)):
@@ -228,31 +249,40 @@ def quantize_table(embeddings: np.ndarray, dims: int, model_id: int = 0) -> Tabl
     scale = peak / 127.0
     q = np.clip(np.rint(unit / scale), -127, 127).astype(np.int8)
     scale_q24 = np.rint(scale[:, 0] * (1 << pc.TABLE_SCALE_Q)).astype(np.int32)
-    return Table(q, scale_q24, model_id)
+    return Table(q, scale_q24, model_id, None if phrase_hash is None else np.asarray(phrase_hash, np.uint32),
+                 text_id)
 
 
 def pack_table(table: Table) -> bytes:
     """Serialize a table into the firmware's blob format."""
-    body = np.asarray(table.scale_q24, "<i4").tobytes() + np.ascontiguousarray(table.data, np.int8).tobytes()
+    body = (np.asarray(table.scale_q24, "<i4").tobytes() + np.asarray(table.phrase_hash, "<u4").tobytes()
+            + np.ascontiguousarray(table.data, np.int8).tobytes())
     hdr = _pack("table_header", magic=pc.TABLE_MAGIC, version=pc.TABLE_VERSION,
                 header_size=pc.TABLE_HEADER_SIZE, rows=table.rows, dims=table.dims,
-                model_id=table.model_id, body_crc32=zlib.crc32(body))
+                model_id=table.model_id, text_id=table.text_id, body_crc32=zlib.crc32(body))
     return hdr + body
+
+
+def table_blob_size(rows: int, dims: int) -> int:
+    """Bytes of a table blob of ``rows`` x ``dims`` (what it takes in flash)."""
+    return pc.TABLE_HEADER_SIZE + rows * (8 + dims)
 
 
 def unpack_table(blob: bytes) -> Table:
     """Parse a table blob (checks magic, version, size and CRC)."""
     h = _unpack("table_header", blob)
     if h["magic"] != pc.TABLE_MAGIC or h["version"] != pc.TABLE_VERSION:
-        raise ValueError("not a version-1 TinyVLM table blob")
+        raise ValueError(f"not a version-{pc.TABLE_VERSION} TinyVLM table blob")
     rows, dims = h["rows"], h["dims"]
-    if len(blob) != pc.TABLE_HEADER_SIZE + rows * (4 + dims):
+    if len(blob) != table_blob_size(rows, dims):
         raise ValueError("table blob size does not match its header")
     if zlib.crc32(blob[pc.TABLE_HEADER_SIZE:]) != h["body_crc32"]:
         raise ValueError("table blob CRC mismatch")
-    scale = np.frombuffer(blob, "<i4", rows, pc.TABLE_HEADER_SIZE).astype(np.int32)
-    data = np.frombuffer(blob, np.int8, rows * dims, pc.TABLE_HEADER_SIZE + 4 * rows).reshape(rows, dims)
-    return Table(data.copy(), scale, h["model_id"])
+    off = pc.TABLE_HEADER_SIZE
+    scale = np.frombuffer(blob, "<i4", rows, off).astype(np.int32)
+    hashes = np.frombuffer(blob, "<u4", rows, off + 4 * rows).astype(np.uint32)
+    data = np.frombuffer(blob, np.int8, rows * dims, off + 8 * rows).reshape(rows, dims)
+    return Table(data.copy(), scale, h["model_id"], hashes, h["text_id"])
 
 
 def quantize_multiplier(real: float) -> Tuple[int, int]:

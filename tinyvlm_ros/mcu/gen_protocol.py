@@ -89,7 +89,8 @@ def render_c(spec: Dict) -> str:
         out.append(f"#define TVLM_{name} {value}u /* {doc} */")
     out.append("")
     for group, prefix in (("flags", "FLAG"), ("opcodes", "OP"), ("status", "STATUS"), ("ports", "PORT"),
-                          ("work_units", "WORK"), ("layer_ops", "LAYER")):
+                          ("work_units", "WORK"), ("vocab_sources", "VOCAB"), ("cameras", "CAMERA"),
+                          ("model_flags", "MODEL_FLAG"), ("layer_ops", "LAYER")):
         tname = {"status": "tvlm_status_t", "opcodes": "tvlm_opcode_t"}.get(group, f"tvlm_{group}_t")
         out.append("typedef enum {")
         for key, val in spec[group].items():
@@ -129,7 +130,10 @@ def render_py(spec: Dict) -> str:
     out.append("")
     for group, cname, base in (("flags", "Flag", "IntFlag"), ("opcodes", "Op", "IntEnum"),
                                ("status", "Status", "IntEnum"), ("ports", "Port", "IntEnum"),
-                               ("work_units", "WorkUnit", "IntEnum"), ("layer_ops", "LayerOp", "IntEnum")):
+                               ("work_units", "WorkUnit", "IntEnum"),
+                               ("vocab_sources", "VocabSource", "IntEnum"), ("cameras", "Camera", "IntEnum"),
+                               ("model_flags", "ModelFlag", "IntFlag"),
+                               ("layer_ops", "LayerOp", "IntEnum")):
         title = group.replace("_", " ").capitalize()
         out += ["", f"class {cname}({base}):", f'    """{title} values."""', ""]
         for key, val in spec[group].items():

@@ -3,8 +3,9 @@
 :func:`random_model` seeds the weights and calibrates stage by stage: each layer's
 requantization is fitted on the int8 outputs of the already-quantized layers before it, so
 activations use the int8 range instead of saturating or vanishing.  It exists to exercise the
-firmware (cost, bit-exactness, protocol); it detects nothing.  Trained encoders come from
-``tinyvlm mcu distill`` (:mod:`tinyvlm_ros.distill`).
+firmware (cost, bit-exactness, protocol); it detects nothing, and says so: the blob carries the
+``RANDOM_WEIGHTS`` flag, which the engine refuses unless told it is a wiring test.  Trained
+encoders come from ``tinyvlm mcu distill`` (:mod:`tinyvlm_ros.distill`).
 
 ``python -m tinyvlm_ros.mcu.random_model model OUT [--seed N]`` and
 ``python -m tinyvlm_ros.mcu.random_model default`` (rewrites firmware/models/default.tvm).
@@ -20,6 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tinyvlm_ros.mcu import protocol_constants as pc
 from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, quantize_multiplier
 from tinyvlm_ros.mcu.paths import firmware_dir
 from tinyvlm_ros.mcu.reference import image_to_input, layer_acc, run_layer
@@ -50,7 +52,8 @@ def random_model(seed: int = 0, arch: Sequence[Tuple[str, int, int, int, bool]] 
     rng = np.random.default_rng(seed)
     if model_id is None:
         model_id = zlib.crc32(f"random-{seed}".encode())
-    model = Model(model_id=model_id, in_w=width, in_h=height, in_c=channels)
+    model = Model(model_id=model_id, in_w=width, in_h=height, in_c=channels,
+                  flags=int(pc.ModelFlag.RANDOM_WEIGHTS))
     acts = [image_to_input(img[:, :, :channels]) for img in calibration_images(n_calib, width, height, seed)]
     h, w, c, zp = height, width, channels, -128
     for i, (op, k, stride, out_c, relu) in enumerate(arch):

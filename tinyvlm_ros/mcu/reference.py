@@ -9,7 +9,7 @@ firmware against these; the exporter calibrates random models with them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -110,6 +110,26 @@ def score_regions(embed: np.ndarray, table: Table, rows: Sequence[int]) -> np.nd
     return np.clip(q, -32768, 32767).astype(np.int16)
 
 
+def resolve_row(vocab: Optional[Table], ram: Optional[Table], row_id: int) -> Tuple[Table, int]:
+    """Return the table and row a row id names (``ROW_RAM | i``: RAM table row i, else vocabulary row i)."""
+    table = ram if row_id & pc.ROW_RAM else vocab
+    row = row_id & (pc.ROW_RAM - 1)
+    if table is None or row >= table.rows:
+        raise ValueError(f"row id {row_id:#06x} names no row")
+    return table, row
+
+
+def score_row_ids(embed: np.ndarray, vocab: Optional[Table], ram: Optional[Table],
+                  row_ids: Sequence[int]) -> np.ndarray:
+    """Q15 scores int16 [len(row_ids), cells], each row over its own table's prefix, as the firmware."""
+    cells = int(np.prod(embed.shape[:-1]))
+    out = np.empty((len(row_ids), cells), np.int16)
+    for k, rid in enumerate(row_ids):
+        table, row = resolve_row(vocab, ram, int(rid))
+        out[k] = score_regions(embed, table, [row])[0]
+    return out
+
+
 @dataclass
 class Box:
     """A group of hot cells, in grid cells (x1/y1 exclusive), as the firmware reports it."""
@@ -154,10 +174,13 @@ def group_boxes(scores: np.ndarray, grid_w: int, grid_h: int, rows: Sequence[int
     return [b for _, b in found[:min(max_boxes, pc.MAX_BOXES)]]
 
 
-def infer(model: Model, table: Table, image: np.ndarray, rows: Sequence[int], threshold_q15: int,
-          max_boxes: int) -> Tuple[np.ndarray, np.ndarray, List[Box]]:
-    """Full frame as the firmware runs it: (embeddings, scores [len(rows), cells], boxes)."""
+def infer(model: Model, ram: Optional[Table], image: np.ndarray, row_ids: Sequence[int], threshold_q15: int,
+          max_boxes: int, vocab: Optional[Table] = None) -> Tuple[np.ndarray, np.ndarray, List[Box]]:
+    """Full frame as the firmware runs it: (embeddings, scores [len(row_ids), cells], boxes).
+
+    ``row_ids`` name rows of the RAM table (``ROW_RAM | i``) and of the flash vocabulary (``i``).
+    """
     emb = run_model(model, image)
-    scores = score_regions(emb, table, rows)
-    boxes = group_boxes(scores, model.grid_w, model.grid_h, rows, threshold_q15, max_boxes)
+    scores = score_row_ids(emb, vocab, ram, row_ids)
+    boxes = group_boxes(scores, model.grid_w, model.grid_h, row_ids, threshold_q15, max_boxes)
     return emb, scores, boxes

@@ -16,6 +16,7 @@ MCU for its score map and refines the cell boxes to sub-cell edges on the host.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -25,6 +26,7 @@ import numpy as np
 from tinyvlm_ros.mcu.backend import McuEngine
 from tinyvlm_ros.mcu.reference import Box, group_boxes
 from tinyvlm_ros.mcu.spec import COVER_BIAS, COVER_TEMP, COVER_WEIGHT
+from tinyvlm_ros.mcu.vocab import text_id
 
 MODEL_FILE = "model.tvm"
 PROJECTION_FILE = "text_projection.npy"
@@ -70,16 +72,34 @@ class DistilledModel:
 
     def text_embed(self, teacher_dir: Optional[Union[str, Path]] = None, threads: int = 1) -> TextEmbed:
         """Phrases -> projected embeddings, through the teacher's ONNX text tower (ONNX Runtime)."""
-        from tinyvlm_ros.engine.matcher import ClipMatcher
-        from tinyvlm_ros.models.manifest import load_manifest
+        return self.embedder(teacher_dir, threads)[0]
 
-        matcher = ClipMatcher(load_manifest(Path(teacher_dir) if teacher_dir else self.teacher).clip,
-                              threads=threads)
+    def embedder(self, teacher_dir: Optional[Union[str, Path]] = None,
+                 threads: int = 1) -> Tuple[TextEmbed, int]:
+        """:meth:`text_embed` and its text id (what flash vocabulary rows must have been made with).
+
+        The id names the text tower and tokenizer (their sha256), the caption template, the projection and
+        the model: rows from any other embedder live in another space.
+        """
+        from tinyvlm_ros.engine.matcher import TEMPLATE, ClipMatcher
+        from tinyvlm_ros.models.manifest import load_manifest, sha256_file
+
+        models = load_manifest(Path(teacher_dir) if teacher_dir else self.teacher)
+        matcher = ClipMatcher(models.clip, threads=threads)
+
+        def digest(path: Path) -> str:
+            rel = str(path.relative_to(models.root)) if path.is_relative_to(models.root) else path.name
+            return models.files.get(rel) or sha256_file(path)
+
+        identity = (f"distilled text|tower {digest(models.clip.text)}"
+                    f"|tokenizer {digest(models.clip.tokenizer)}|template {TEMPLATE}"
+                    f"|projection {zlib.crc32(self.projection.tobytes()):08x}"
+                    f"|model {self.model_id:08x}")
 
         def embed(phrases: List[str]) -> np.ndarray:
             return self.project(matcher.embed_texts([matcher.prompt(p) for p in phrases]))
 
-        return embed
+        return embed, text_id(identity)
 
     def threshold(self, dims: int) -> float:
         """Calibrated threshold of a prefix (nearest trained prefix when ``dims`` was not trained)."""
@@ -110,13 +130,19 @@ def load_distilled(root: Union[str, Path]) -> DistilledModel:
 
 @dataclass
 class EngineInputs:
-    """Everything :class:`McuEngine` needs for a distilled model, plus the blob the MCU must run."""
+    """Everything :class:`McuEngine` needs for a distilled model, plus the blob the MCU must run.
+
+    ``model_id`` is the blob's: the engine refuses a device that runs another model.  ``text_id`` names
+    ``text_embed`` (flash vocabulary rows are used only when they carry it).
+    """
 
     model_path: Path
     text_embed: TextEmbed
     dims: int
     score_threshold: float
     cover_weight: float = COVER_WEIGHT
+    model_id: int = 0
+    text_id: int = 0
 
     def engine(self, link, refine: bool = True, **kwargs) -> McuEngine:
         """Make an engine on ``link`` (McuLink or URL); ``refine`` gives sub-cell boxes from the score map."""
@@ -125,6 +151,8 @@ class EngineInputs:
             kwargs.setdefault("cover_weight", self.cover_weight)
         kwargs.setdefault("dims", self.dims)
         kwargs.setdefault("score_threshold", self.score_threshold)
+        kwargs.setdefault("text_id", self.text_id)
+        kwargs.setdefault("expect_model_id", self.model_id)
         return cls(link, self.text_embed, **kwargs)
 
 
@@ -143,7 +171,8 @@ def engine_inputs(root: Union[str, Path], teacher_dir: Optional[Union[str, Path]
         raise ValueError(f"dims must be a multiple of 4 up to {dm.meta['embed_dim']}, got {d}")
     weights = {int(k): float(v) for k, v in dm.meta.get("cover_weights", {}).items()}
     weight = weights.get(d, weights.get(dm.default_dim, COVER_WEIGHT))
-    return EngineInputs(dm.model_path, dm.text_embed(teacher_dir), d, dm.threshold(d), weight)
+    embed, tid = dm.embedder(teacher_dir)
+    return EngineInputs(dm.model_path, embed, d, dm.threshold(d), weight, dm.model_id, tid)
 
 
 # ---------------------------------------------------------------------------------------------- boxes

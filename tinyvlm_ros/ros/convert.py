@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import (Detection2D, Detection2DArray, Detection3D, Detection3DArray,
+                             ObjectHypothesisWithPose)
 
 from tinyvlm_ros import imaging
+from tinyvlm_ros.detection_fields import detection_fields
+from tinyvlm_ros.geometry import box_mask
+from tinyvlm_ros.msg import DetectionInfo
 from tinyvlm_ros.types import Detection
 
 
@@ -42,30 +46,60 @@ def mono8_msg(label_image: np.ndarray, header: Header) -> Image:
 
 
 def detections_to_msg(detections: Sequence[Detection], header: Header,
-                      id_prefix: str = "") -> Detection2DArray:
+                      command_id: int = 0) -> Detection2DArray:
     """Build a ``vision_msgs/Detection2DArray``: one Detection2D per object, same header.
 
-    ``results[0].hypothesis.class_id`` is the target phrase and ``score`` its
-    calibrated score; the box is centre + size in pixels; ``id`` is unique
-    within the message (its index, optionally prefixed).
+    Fields as :func:`tinyvlm_ros.detection_fields.detection_fields` computes them (the bag
+    writer uses the same): ``results[0].hypothesis`` = target phrase and calibrated score,
+    ``results[0].pose`` and bbox centre = box centre in pixels, ``id`` =
+    ``"<command_id>/<object_id>"``.
     """
     out = Detection2DArray(header=header)
-    for i, det in enumerate(detections):
-        d = Detection2D(header=header)
+    for f in detection_fields(detections, command_id):
+        d = Detection2D(header=header, id=f.id)
         hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis.class_id = det.label
-        hyp.hypothesis.score = float(det.score)
-        cx, cy = det.center
-        hyp.pose.pose.position.x = float(cx)
-        hyp.pose.pose.position.y = float(cy)
+        hyp.hypothesis.class_id = f.class_id
+        hyp.hypothesis.score = f.score
+        hyp.pose.pose.position.x, hyp.pose.pose.position.y = f.center
         d.results.append(hyp)
-        d.bbox.center.position.x = float(cx)
-        d.bbox.center.position.y = float(cy)
-        w, h = det.size
-        d.bbox.size_x = float(w)
-        d.bbox.size_y = float(h)
-        d.id = f"{id_prefix}{i}"
+        d.bbox.center.position.x, d.bbox.center.position.y = f.center
+        d.bbox.size_x, d.bbox.size_y = f.size
         out.detections.append(d)
+    return out
+
+
+def info_msg(detections: Sequence[Detection], header: Header, command_id: int, command: str,
+             targets: Sequence[str]) -> DetectionInfo:
+    """Build the ``tinyvlm_ros/DetectionInfo`` that accompanies :func:`detections_to_msg`'s message."""
+    fields = detection_fields(detections, command_id)
+    return DetectionInfo(header=header, command_id=int(command_id), command=command, targets=list(targets),
+                         roles=[f.role for f in fields], track_ids=[f.track_id for f in fields],
+                         sources=[f.source for f in fields],
+                         verified_age_s=[f.verified_age_s for f in fields])
+
+
+def detections_3d_msg(header: Header, detections: Sequence[Detection],
+                      boxes: Sequence[Optional[Tuple[Sequence[float], Sequence[float]]]]) -> Detection3DArray:
+    """Build a ``vision_msgs/Detection3DArray`` from (centre xyz, size xyz) per detection (None: skipped).
+
+    ``id`` is the index of the detection in the matching Detection2DArray.
+    """
+    out = Detection3DArray(header=header)
+    for i, (det, box) in enumerate(zip(detections, boxes)):
+        if box is None:
+            continue
+        (cx, cy, cz), (sx, sy, sz) = box
+        d3 = Detection3D(header=header, id=str(i))
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id, hyp.hypothesis.score = det.label, float(det.score)
+        pos = hyp.pose.pose.position
+        pos.x, pos.y, pos.z = float(cx), float(cy), float(cz)
+        d3.results.append(hyp)
+        centre = d3.bbox.center
+        centre.position.x, centre.position.y, centre.position.z = float(cx), float(cy), float(cz)
+        centre.orientation.w = 1.0
+        d3.bbox.size.x, d3.bbox.size.y, d3.bbox.size.z = float(sx), float(sy), float(sz)
+        out.detections.append(d3)
     return out
 
 
@@ -90,6 +124,5 @@ def label_image(detections: Iterable[Detection], height: int, width: int) -> np.
         if det.mask is not None and det.mask.shape == (height, width):
             lab[det.mask] = i + 1
         else:
-            x0, y0, x1, y1 = (int(round(v)) for v in det.box_xyxy)
-            lab[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = i + 1
+            lab[box_mask(det.box_xyxy, (height, width))] = i + 1
     return lab

@@ -1,51 +1,58 @@
 """detect_node: camera + language command in, ``vision_msgs/Detection2DArray`` out.
 
-A lifecycle node.  ``configure`` builds the engine (loads models or opens the
-MCU link) and fails with one clear log line when it cannot; ``activate``
-creates the topics and the service and starts the worker.  Run plainly (``ros2
-run`` or the launch file) it configures and activates itself (parameter
-``autostart``).
+A lifecycle node.  From construction it publishes ``~/status`` (latched) and
+``/diagnostics`` and serves ``~/detect``, so an unconfigured or inactive node is
+visible with its state and the reason.  ``configure`` builds the engine (loads
+models or opens the MCU link) and the output publishers, and fails with one
+clear log line when it cannot; ``activate`` enables the outputs, subscribes to
+the inputs and starts the worker.  Run plainly (``ros2 run`` or the launch
+file) it configures and activates itself (parameter ``autostart``).
 
 Callbacks never wait for inference: frames go to a newest-only slot that a
 worker thread drains, so a slow engine drops (and counts) stale frames instead
-of building up latency.  All algorithms live in plain modules; this file wires
-topics, parameters and the service to them.
+of building up latency.  With ``backend: mcu`` and ``mcu_camera: device`` there
+is no image subscription: the worker asks the MCU to capture and detect, and
+the detections are stamped with the device's capture time in ROS time.
+
+This file wires parameters, topics and the lifecycle; the service, the outputs
+and the diagnostics have their own modules, and the algorithms live in plain
+modules.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
-from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
 
-from tinyvlm_ros import annotate, backends, depth, params
-from tinyvlm_ros.command import ParsedCommand, parse_command
+from tinyvlm_ros import backends, health, params
+from tinyvlm_ros.command_state import Command, CommandState
 from tinyvlm_ros.latest import LatestSlot
-from tinyvlm_ros.msg import DetectorStatus
 from tinyvlm_ros.ros import convert
-from tinyvlm_ros.srv import Detect
-from tinyvlm_ros.stats import Counters, Rate, Window
-from tinyvlm_ros.types import DetectionResult, Engine
+from tinyvlm_ros.ros.diagnostics import Reporter
+from tinyvlm_ros.ros.outputs import Outputs
+from tinyvlm_ros.ros.service import DetectService
+from tinyvlm_ros.stats import Counters, Rate, Windows
+from tinyvlm_ros.sync import StampPairer
+from tinyvlm_ros.workers import FrameWorker, SharedEngine
 
-#: Longer commands are rejected before parsing (a 10 kB string is not a command).
-MAX_COMMAND_CHARS = 500
+#: Seconds the worker gets to finish its frame when the node deactivates or shuts down.
+WORKER_STOP_S = 5.0
 
 
 def _descriptor(p: params.Param) -> ParameterDescriptor:
@@ -68,28 +75,24 @@ class DetectNode(Node):
         for p in params.PARAMS:
             self.declare_parameter(p.name, p.default, _descriptor(p))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._counters = Counters()
+        self.counters = Counters()
+        self.commands = CommandState()
+        self.engine = SharedEngine()
         self._slot = LatestSlot()
-        self._engine: Optional[Engine] = None
-        self._engine_lock = threading.Lock()
-        self._command: Optional[ParsedCommand] = None
-        self._command_lock = threading.Lock()
-        self._latest_msg: Optional[Tuple[Any, str]] = None   # (msg, "raw"|"compressed") for the service
-        self._depth: Optional[Image] = None
-        self._camera_info: Optional[CameraInfo] = None
-        self._worker: Optional[threading.Thread] = None
-        self._running = threading.Event()
-        self._entities: List[Any] = []
-        self._stage = {name: Window() for name in ("total", "engine", "overhead", "latency")}
-        self._stage_extra: Dict[str, Window] = {}
+        self._stages = Windows()
         self._fps = Rate()
-        self._ready = False
-        self._last_error = ""
+        self._latest: Optional[Tuple[Any, str]] = None   # (msg, "raw"|"compressed") for the service
         self._last_frame_time = 0.0
-        self._cfg: Dict[str, Any] = {}
-        self._pubs: Dict[str, Any] = {}
-        self._status_pub = None
-        self._diag_timer = None
+        self._state = "unconfigured"
+        self._last_error = ""
+        self._cfg: Dict[str, Any] = {}                    # parameter values of the last configure
+        self._pairer: Optional[StampPairer] = None
+        self._subs: List[Any] = []
+        self._worker: Optional[FrameWorker] = None
+        self._outputs = Outputs(self)
+        self._reporter = Reporter(self, self.report, float(self.param("diagnostics_period_s")))
+        self._service = DetectService(self)
+        self._reporter.publish_status()
 
     # ---------------------------------------------------------------- parameters
     def _on_set_parameters(self, changes) -> SetParametersResult:
@@ -97,32 +100,126 @@ class DetectNode(Node):
             reason = params.validate(change.name, change.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+        for change in changes:
+            if change.name == "diagnostics_period_s":
+                self._reporter.set_period(float(change.value))
         return SetParametersResult(successful=True)
 
-    def _param(self, name: str) -> Any:
+    def param(self, name: str) -> Any:
+        """Return a parameter's current value."""
         return self.get_parameter(name).value
 
+    def threshold(self) -> Optional[float]:
+        """Return the score threshold in the active engine's units (None: the engine's own)."""
+        if self._cfg.get("backend") == "mcu":
+            return float(self.param("mcu_score_threshold")) or None   # cosine of region scores
+        return float(self.param("score_threshold"))                    # calibrated probability
+
     # ----------------------------------------------------------------- lifecycle
+    def autostart(self) -> None:
+        """Configure and activate when the ``autostart`` parameter says so."""
+        if not self.param("autostart"):
+            return
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+        else:
+            self.get_logger().error("staying unconfigured; fix the problem above and configure again "
+                                    "(lifecycle transition 'configure')")
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._cfg = {p.name: self._param(p.name) for p in params.PARAMS}
+        self._cfg = {p.name: self.param(p.name) for p in params.PARAMS}
         try:
-            engine = backends.make_engine(self._cfg)
-        except (FileNotFoundError, ValueError, OSError, ConnectionError, ImportError) as exc:
-            self._last_error = str(exc)
-            self.get_logger().error(f"configure failed: {exc}")
+            # device-camera stamps are translated into this node's ROS clock
+            engine = backends.make_engine(self._cfg, host_clock=lambda: self.get_clock().now().nanoseconds)
+        except Exception as exc:
+            # the expected kinds explain themselves; others (e.g. ONNX Runtime refusing a corrupt
+            # model) keep their type name so the reason is never empty
+            expected = isinstance(exc, (FileNotFoundError, ValueError, OSError, ConnectionError, ImportError))
+            self._last_error = str(exc) if expected and str(exc) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self._last_error}")
+            self._set_state("unconfigured")
             return TransitionCallbackReturn.FAILURE
-        with self._engine_lock:
-            self._engine = engine
-        names = engine.describe()
-        self.get_logger().info(f"configured: backend {self._cfg['backend']}, models {names}")
-        self._status_pub = self.create_publisher(
-            DetectorStatus, "~/status",
-            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._last_error = ""
+        self.engine.set(engine)
+        self._outputs.configure(bool(self._cfg["use_depth"]))
+        if self._cfg["use_depth"]:
+            self._pairer = StampPairer(("depth", "camera_info"), float(self._cfg["depth_tolerance_s"]))
+        self.get_logger().info(f"configured: backend {self._cfg['backend']}, models {self.engine.describe()}")
+        self._set_state("inactive")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        super().on_activate(state)   # enables the lifecycle publishers
+        image_topic = self._subscribe()
+        device = self._device_camera()
+        self._worker = FrameWorker(self._slot, self._on_capture if device else self._on_frame,
+                                   self._on_frame_error,
+                                   rate_limit_hz=lambda: float(self.param("rate_limit_hz")),
+                                   on_leftover=lambda item: self.counters.inc("frames_dropped"),
+                                   take=self._next_capture if device else None)
+        self._worker.start()
+        self._set_state("active")
+        source = ("the MCU's camera" if device else
+                  f"'{image_topic}' ({self._cfg['image_transport']}, {self._cfg['image_reliability']})")
+        self.get_logger().info(
+            f"active: image from {source}, "
+            f"command on '{self.resolve_topic_name('command')}', detections on "
+            f"'{self._outputs.topic('detections')}'")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        super().on_deactivate(state)
+        self._set_state("inactive")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._outputs.cleanup()
+        self.engine.release()
+        self._pairer = None
+        self._set_state("unconfigured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        self._set_state("finalized")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # a transition raised: drop everything and start over from unconfigured
+        self.get_logger().error(f"lifecycle transition from '{state.label}' raised; back to unconfigured")
+        self.stop()
+        self._outputs.cleanup()
+        self._set_state("unconfigured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Stop the worker and the inputs and free the engine; safe to call more than once."""
+        self._stop_inputs()
+        self.engine.release(timeout=1.0)
+
+    def _set_state(self, label: str) -> None:
+        self._state = label
+        self._reporter.publish_status()
+
+    def availability(self) -> Tuple[bool, str]:
+        """Return (True, "") while active, else (False, the state and what to do)."""
+        if self._state == "active":
+            return True, ""
+        why = f"detect_node is {self._state}"
+        if self._last_error:
+            why += f": {self._last_error}"
+        elif self._state == "unconfigured":
+            why += ": trigger the lifecycle transition 'configure'"
+        elif self._state == "inactive":
+            why += ": trigger the lifecycle transition 'activate'"
+        return False, why
+
+    # ------------------------------------------------------------------ inputs
+    def _device_camera(self) -> bool:
+        return self._cfg.get("backend") == "mcu" and self._cfg.get("mcu_camera") == "device"
+
+    def _subscribe(self) -> str:
         cfg = self._cfg
         reliability = (ReliabilityPolicy.RELIABLE if cfg["image_reliability"] == "reliable"
                        else ReliabilityPolicy.BEST_EFFORT)
@@ -132,382 +229,247 @@ class DetectNode(Node):
         # so that any publisher (volatile or transient-local) is compatible.
         command_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                                  reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-        inputs = ReentrantCallbackGroup()
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        if cfg["image_transport"] == "compressed":
-            sub = self.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
-                                           image_qos, callback_group=inputs, event_callbacks=events)
+        group = ReentrantCallbackGroup()
+
+        def events() -> SubscriptionEventCallbacks:
+            return SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+
+        self._subs = [self.create_subscription(String, "command", self._on_command, command_qos,
+                                               callback_group=group, event_callbacks=events())]
+        if self._device_camera():
+            image_topic = ""   # frames never cross DDS: the MCU captures them
+        elif cfg["image_transport"] == "compressed":
+            image = self.create_subscription(CompressedImage, "image/compressed",
+                                             lambda m: self._accept(m, "compressed"), image_qos,
+                                             callback_group=group, event_callbacks=events())
+            self._subs.append(image)
+            image_topic = image.topic_name
         else:
-            sub = self.create_subscription(Image, "image", self._on_image, image_qos,
-                                           callback_group=inputs, event_callbacks=events)
-        self._entities.append(sub)
-        self._entities.append(self.create_subscription(
-            String, "command", self._on_command, command_qos, callback_group=inputs,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)))
-        if cfg["use_depth"]:
-            self._entities.append(self.create_subscription(
-                Image, "depth", lambda m: setattr(self, "_depth", m), qos_profile_sensor_data,
-                callback_group=inputs))
-            self._entities.append(self.create_subscription(
-                CameraInfo, "camera_info", lambda m: setattr(self, "_camera_info", m),
-                qos_profile_sensor_data, callback_group=inputs))
-            self._pubs["detections_3d"] = self.create_publisher(Detection3DArray, "detections_3d", 10)
-        self._pubs["detections"] = self.create_publisher(convert.Detection2DArray, "detections", 10)
-        self._pubs["masks"] = self.create_publisher(Image, "masks", 10)
-        self._pubs["debug_image"] = self.create_publisher(Image, "debug_image", 1)
-        self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._entities.append(self.create_service(Detect, "~/detect", self._on_detect_service,
-                                                  callback_group=MutuallyExclusiveCallbackGroup()))
-        self._diag_timer = self.create_timer(float(self._param("diagnostics_period_s")),
-                                             self._publish_diagnostics,
-                                             callback_group=MutuallyExclusiveCallbackGroup())
-        self._slot.reopen()
-        self._running.set()
-        self._worker = threading.Thread(target=self._work, name="tinyvlm-worker", daemon=True)
-        self._worker.start()
-        self._ready = True
-        self._publish_status()
-        self.get_logger().info(
-            f"active: image on '{sub.topic_name}' ({cfg['image_transport']}, {cfg['image_reliability']}), "
-            f"command on '{self.resolve_topic_name('command')}', detections on "
-            f"'{self._pubs['detections'].topic_name}'")
-        return TransitionCallbackReturn.SUCCESS
+            image = self.create_subscription(Image, "image", lambda m: self._accept(m, "raw"), image_qos,
+                                             callback_group=group, event_callbacks=events())
+            self._subs.append(image)
+            image_topic = image.topic_name
+        pairer = self._pairer
+        if pairer is not None:
+            self._subs.append(self.create_subscription(
+                Image, "depth", lambda m: pairer.add("depth", _stamp_ns(m.header), m),
+                qos_profile_sensor_data, callback_group=group))
+            self._subs.append(self.create_subscription(
+                CameraInfo, "camera_info", lambda m: pairer.add("camera_info", _stamp_ns(m.header), m),
+                qos_profile_sensor_data, callback_group=group))
+        return image_topic
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
-        for ent in self._entities:
-            self._destroy(ent)
-        self._entities.clear()
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
-        self._pubs.clear()
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
-        self._ready = False
-        self._publish_status()
-        return TransitionCallbackReturn.SUCCESS
+    def _stop_inputs(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.stop(WORKER_STOP_S):
+            self.get_logger().warning(f"the frame in progress did not finish within {WORKER_STOP_S:g} s; "
+                                      "its result will not be published")
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        # a frame that arrived while the worker stopped must not be processed after a later activate
+        if self._slot.take(timeout=0.0) is not None:
+            self.counters.inc("frames_dropped")
+        if self._pairer is not None:
+            self._pairer.clear()
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_engine()
-        if self._status_pub is not None:
-            self.destroy_publisher(self._status_pub)
-            self._status_pub = None
-        return TransitionCallbackReturn.SUCCESS
+    def image_topic(self) -> str:
+        """Return the resolved name of the image topic the node subscribes to (or would)."""
+        compressed = self._cfg.get("image_transport", self.param("image_transport")) == "compressed"
+        return self.resolve_topic_name("image/compressed" if compressed else "image")
 
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
-        self._release_engine()
-        return TransitionCallbackReturn.SUCCESS
+    def latest_frame(self) -> Optional[Tuple[Any, str]]:
+        """Return the newest (image message, kind) received, or None."""
+        return self._latest
 
-    def _destroy(self, ent: Any) -> None:
-        if hasattr(ent, "srv_type"):
-            self.destroy_service(ent)
-        else:
-            self.destroy_subscription(ent)
-
-    def _stop_worker(self) -> None:
-        self._running.clear()
-        self._slot.close()
-        if self._worker is not None:
-            self._worker.join(timeout=30.0)
-            if self._worker.is_alive():
-                self.get_logger().warning("worker did not stop within 30 s (inference still running)")
-            self._worker = None
-
-    def _release_engine(self) -> None:
-        with self._engine_lock:
-            engine, self._engine = self._engine, None
-        close = getattr(engine, "close", None)
-        if callable(close):
-            close()
-
-    # ------------------------------------------------------------------ inputs
     def _on_incompatible_qos(self, event) -> None:
-        if self._counters.problem("incompatible_qos"):
+        if self.counters.problem("incompatible_qos"):
             self.get_logger().warning(
                 "a publisher's QoS is incompatible with this subscription, so its messages cannot arrive "
                 f"(last policy kind {event.last_policy_kind}); set image_reliability to match the camera")
 
-    def _on_image(self, msg: Image) -> None:
-        self._accept(msg, "raw")
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self._accept(msg, "compressed")
-
     def _accept(self, msg: Any, kind: str) -> None:
         # Cheap on purpose: keep a reference and hand the newest frame over.
-        self._counters.inc("frames_received")
-        self._latest_msg = (msg, kind)
-        self._last_frame_time = time.monotonic()
-        if self._slot.put((msg, kind, time.monotonic())):
-            self._counters.inc("frames_dropped")
+        self.counters.inc("frames_received")
+        now = time.monotonic()
+        self._latest = (msg, kind)
+        self._last_frame_time = now
+        if self._slot.put((msg, kind, now)):
+            self.counters.inc("frames_dropped")
 
     def _on_command(self, msg: String) -> None:
-        self._counters.inc("commands_received")
-        text = msg.data
-        if not text.strip():
-            with self._command_lock:
-                had = self._command is not None
-                self._command = None
-            if had:
-                self.get_logger().info("command cleared")
-                self._publish_status()
-            return
-        try:
-            parsed = self._parse(text)
-        except ValueError as exc:
-            with self._command_lock:
-                self._command = None   # never keep acting on an old target after a bad new one
-            self._report_problem("command", f"command rejected ({exc}); standing command cleared")
-            self._publish_status(rejected=str(exc))
-            return
-        with self._command_lock:
-            changed = self._command is None or self._command.text != parsed.text
-            self._command = parsed
-        if changed:
+        self.counters.inc("commands_received")
+        what, cmd = self.commands.submit(msg.data)
+        if what == "rejected":
+            self._report_problem("command",
+                                 f"command rejected ({self.commands.error}); standing command cleared")
+        elif what == "cleared":
+            self.get_logger().info("command cleared")
+        elif what == "accepted" and cmd is not None:
             # throttled: a command flood must not become a log flood
-            self.get_logger().info(f"command: {text!r} -> targets {parsed.phrases}",
+            self.get_logger().info(f"command {cmd.id}: {cmd.text!r} -> targets {cmd.report.targets}",
                                    throttle_duration_sec=1.0)
-            self._publish_status()
-
-    @staticmethod
-    def _parse(text: str) -> ParsedCommand:
-        if len(text) > MAX_COMMAND_CHARS:
-            raise ValueError(f"command is {len(text)} characters; the limit is {MAX_COMMAND_CHARS}")
-        if "\ufffd" in text:
-            raise ValueError("command is not valid UTF-8 text")
-        return parse_command(text)
+        if what != "unchanged" and what != "idle":
+            self._reporter.publish_status()
 
     def _report_problem(self, kind: str, message: str) -> None:
-        if self._counters.problem(kind, message):
+        if self.counters.problem(kind, message):
             self.get_logger().warning(f"{message} (further '{kind}' problems are counted, not logged)")
 
-    def _decode(self, msg: Any, kind: str) -> np.ndarray:
+    def decode(self, msg: Any, kind: str) -> np.ndarray:
+        """Decode an Image or CompressedImage message to RGB (ValueError on bad input)."""
         if kind == "compressed":
             return convert.compressed_msg_to_rgb(msg)
         return convert.image_msg_to_rgb(msg)
 
     # ------------------------------------------------------------------ worker
-    def _work(self) -> None:
-        last_start = 0.0
-        while self._running.is_set():
-            limit = float(self._param("rate_limit_hz"))
-            if limit > 0:
-                wait = last_start + 1.0 / limit - time.monotonic()
-                if wait > 0:
-                    time.sleep(min(wait, 0.5))
-                    continue
-            item = self._slot.take(timeout=0.2)
-            if item is None:
-                continue
-            with self._command_lock:
-                command = self._command
-            if command is None:
-                continue
-            last_start = time.monotonic()
-            msg, kind, _ = item
-            try:
-                self._process(msg, kind, command)
-            except Exception as exc:  # keep the node alive whatever one frame does
-                self._report_problem("inference", f"frame failed: {type(exc).__name__}: {exc}")
+    def _on_frame_error(self, exc: BaseException) -> None:
+        self._report_problem("inference", f"frame failed: {type(exc).__name__}: {exc}")
 
-    def _process(self, msg: Any, kind: str, command: ParsedCommand) -> None:
+    def _on_frame(self, item: Tuple[Any, str, float]) -> None:
+        msg, kind, _ = item
+        cmd = self.commands.standing
+        if cmd is None:
+            self.counters.inc("frames_skipped_no_command")
+            return
         t0 = time.perf_counter()
         try:
-            rgb = self._decode(msg, kind)
+            rgb = self.decode(msg, kind)
         except ValueError as exc:
+            self.counters.inc("frames_bad")
             self._report_problem(f"image:{_problem_kind(str(exc))}", f"bad image skipped: {exc}")
             return
         t_decoded = time.perf_counter()
-        result = self._run_engine(rgb, command.text, self._threshold(), int(self._param("max_detections")),
-                                  timeout=None)
-        if result is None:
+        try:
+            result = self.engine.detect(rgb, cmd.parsed, score_threshold=self.threshold(),
+                                        max_detections=int(self.param("max_detections")),
+                                        mode=self.param("mode"))
+        except Exception:
+            self.counters.inc("frames_failed")
+            raise
+        worker = self._worker
+        if result is None or worker is None or not worker.running:
+            # deactivated or shutting down while the engine ran: nothing may be published
+            self.counters.inc("frames_dropped")
             return
         t_engine = time.perf_counter()
-        self._publish_result(msg.header, rgb, result)
+        detections = result.detections
+        if result.failure:
+            detections = []
+            self._command_failed(cmd, result.failure)
+        self._outputs.publish(msg.header, rgb, detections, cmd.id, cmd.text, cmd.report.targets,
+                              bool(self.param("publish_masks")))
+        if self._outputs.wants_3d:
+            self._publish_3d(msg.header, rgb.shape[:2], detections)
         t1 = time.perf_counter()
-        # Node overhead: everything but the engine call (decode, messages, publish).
-        self._stage["engine"].add(t_engine - t_decoded)
-        self._stage["overhead"].add((t_decoded - t0) + (t1 - t_engine))
-        self._stage["total"].add(t1 - t0)
-        for name, secs in result.timings.items():
-            self._stage_extra.setdefault(name, Window()).add(secs)
-        stamp = Time.from_msg(msg.header.stamp)
-        if stamp.nanoseconds > 0:
-            self._stage["latency"].add((self.get_clock().now() - stamp).nanoseconds * 1e-9)
-        self._fps.tick()
-        self._counters.inc("frames_processed")
-        if self._param("one_shot"):
-            with self._command_lock:
-                if self._command is command:
-                    self._command = None
-            self._publish_status()
+        self._record_timings(msg.header, t0, t_decoded, t_engine, t1, result.timings)
+        self.counters.inc("frames_processed")
+        if self.param("one_shot") and self.commands.finish(cmd):
+            self._reporter.publish_status()
 
-    def _threshold(self) -> Optional[float]:
-        """Return the score threshold in the active engine's units (None: the engine's own)."""
-        if self._cfg.get("backend") == "mcu":
-            return float(self._param("mcu_score_threshold")) or None   # cosine of region scores
-        return float(self._param("score_threshold"))                    # calibrated probability
+    def _next_capture(self, timeout: float) -> Optional[Tuple[None, str, float]]:
+        """Device-camera mode's frame source: one capture request whenever a command stands."""
+        if self.commands.standing is None:
+            time.sleep(min(timeout, 0.05))
+            return None
+        return (None, "device", time.monotonic())
 
-    def _run_engine(self, rgb: np.ndarray, command: str, threshold: Optional[float], max_det: int,
-                    timeout: Optional[float]) -> Optional[DetectionResult]:
-        if not self._engine_lock.acquire(timeout=-1 if timeout is None else timeout):
-            raise TimeoutError(f"the engine stayed busy for {timeout:g} s")
-        try:
-            if self._engine is None:
-                return None
-            if hasattr(self._engine, "mode"):
-                self._engine.mode = self._param("mode")
-            return self._engine.detect(rgb, command, score_threshold=threshold, max_detections=max_det)
-        finally:
-            self._engine_lock.release()
-
-    def _publish_result(self, header: Header, rgb: np.ndarray, result: DetectionResult) -> None:
-        dets = result.detections
-        pubs = self._pubs
-        if "detections" not in pubs:
+    def _on_capture(self, item: Tuple[None, str, float]) -> None:
+        """Device-camera mode: the MCU captures and detects; stamp with its capture time in ROS time."""
+        cmd = self.commands.standing
+        if cmd is None:
             return
-        pubs["detections"].publish(convert.detections_to_msg(dets, header))
-        if self._param("publish_masks"):
-            pubs["masks"].publish(convert.mono8_msg(convert.label_image(dets, *rgb.shape[:2]), header))
-        if pubs["debug_image"].get_subscription_count() > 0:
-            pubs["debug_image"].publish(convert.rgb_to_image_msg(annotate.draw(rgb, dets), header))
-        if "detections_3d" in pubs:
-            self._publish_3d(header, rgb, result)
+        t0 = time.perf_counter()
+        try:
+            out = self.engine.capture(cmd.parsed, score_threshold=self.threshold(),
+                                      max_detections=int(self.param("max_detections")))
+        except Exception:
+            self.counters.inc("frames_failed")
+            time.sleep(0.2)   # do not spin on a dead device
+            raise
+        worker = self._worker
+        if out is None or worker is None or not worker.running:
+            return
+        result, cap = out
+        t_engine = time.perf_counter()
+        self.counters.inc("frames_received")
+        self._last_frame_time = time.monotonic()
+        header = Header(frame_id=str(self.param("mcu_camera_frame_id")))
+        header.stamp = Time(nanoseconds=int(cap.stamp_ns)).to_msg()
+        detections = result.detections
+        if result.failure:
+            detections = []
+            self._command_failed(cmd, result.failure)
+        self._outputs.publish(header, None, detections, cmd.id, cmd.text, cmd.report.targets,
+                              bool(self.param("publish_masks")), frame_hw=(int(cap.height), int(cap.width)))
+        self._stages.add("capture_stamp_error", cap.error_ns * 1e-9)
+        self._record_timings(header, t0, t0, t_engine, time.perf_counter(), result.timings)
+        self.counters.inc("frames_processed")
+        if self.param("one_shot") and self.commands.finish(cmd):
+            self._reporter.publish_status()
 
-    def _publish_3d(self, header: Header, rgb: np.ndarray, result: DetectionResult) -> None:
-        dmsg, info = self._depth, self._camera_info
-        out = Detection3DArray(header=header)
-        if dmsg is not None and info is not None:
-            try:
-                d = depth.depth_to_metres(dmsg.height, dmsg.width, dmsg.encoding, dmsg.is_bigendian,
-                                          dmsg.step, bytes(dmsg.data), float(self._param("depth_scale")))
-            except ValueError as exc:
-                self._report_problem("depth", f"bad depth image: {exc}")
-                d = None
-            if d is not None:
-                out.header.frame_id = dmsg.header.frame_id or header.frame_id
-                for i, det in enumerate(result.detections):
-                    mask = det.mask if det.mask is not None else _box_mask(det.box_xyxy, rgb.shape[:2])
-                    box = depth.box_from_points(depth.mask_points(d, mask, info.k))
-                    if box is None:
-                        continue
-                    (cx, cy, cz), (sx, sy, sz) = box
-                    d3 = Detection3D(header=out.header, id=str(i))
-                    hyp = ObjectHypothesisWithPose()
-                    hyp.hypothesis.class_id, hyp.hypothesis.score = det.label, float(det.score)
-                    hyp.pose.pose.position.x, hyp.pose.pose.position.y = float(cx), float(cy)
-                    hyp.pose.pose.position.z = float(cz)
-                    d3.results.append(hyp)
-                    d3.bbox.center.position.x, d3.bbox.center.position.y = float(cx), float(cy)
-                    d3.bbox.center.position.z = float(cz)
-                    d3.bbox.center.orientation.w = 1.0
-                    d3.bbox.size.x, d3.bbox.size.y, d3.bbox.size.z = float(sx), float(sy), float(sz)
-                    out.detections.append(d3)
-        self._pubs["detections_3d"].publish(out)
+    def _command_failed(self, cmd: Command, reason: str) -> None:
+        self.counters.inc("grounding_failures")
+        if self.counters.first_time("grounding"):
+            self.get_logger().warning(f"command {cmd.id} {cmd.text!r} cannot be grounded: {reason}; standing "
+                                      "command cleared (further failures are counted and shown on ~/status)")
+        if self.commands.fail(cmd, reason):
+            self._reporter.publish_status()
 
-    # ------------------------------------------------------------------ service
-    def _on_detect_service(self, request: Detect.Request, response: Detect.Response) -> Detect.Response:
-        self._counters.inc("service_calls")
+    def _publish_3d(self, header: Any, frame_hw: Tuple[int, int], detections: List[Any]) -> None:
+        pairer = self._pairer
+        if pairer is None:
+            return
+        # the frame's own depth image may still be on its way: wait for it up to the tolerance
+        tol = float(self._cfg["depth_tolerance_s"])
+        pairing = pairer.pair(_stamp_ns(header), wait_s=tol)
+        if not pairing.ok:
+            self.counters.inc("frames_without_depth")
+            self.counters.inc(f"depth_refused.{pairing.problem}")
+            if self.counters.first_time(f"depth:{pairing.problem}"):
+                self.get_logger().warning(f"no detections_3d for a frame: {pairing.detail} "
+                                          "(depth_tolerance_s; further refusals of this kind are counted, "
+                                          "not logged)")
+            return
         try:
-            parsed = self._parse(request.command)
+            self._outputs.publish_3d(header, frame_hw, detections, pairing.messages["depth"],
+                                     pairing.messages["camera_info"], float(self.param("depth_scale")))
         except ValueError as exc:
-            response.success, response.message = False, f"bad command: {exc}"
-            return response
-        response.targets = parsed.phrases
-        if request.image.width > 0 and request.image.height > 0:
-            msg, kind = request.image, "raw"
-        elif self._latest_msg is not None:
-            msg, kind = self._latest_msg
-        else:
-            topic = "image/compressed" if self._cfg.get("image_transport") == "compressed" else "image"
-            response.success = False
-            response.message = f"no image in the request and no frame received yet on '{topic}'"
-            return response
-        try:
-            rgb = self._decode(msg, kind)
-        except ValueError as exc:
-            response.success, response.message = False, f"bad image: {exc}"
-            return response
-        threshold = request.min_score if request.min_score > 0 else self._threshold()
-        max_det = request.max_results if request.max_results > 0 else int(self._param("max_detections"))
-        try:
-            result = self._run_engine(rgb, parsed.text, threshold, max_det,
-                                      timeout=float(self._param("service_timeout_s")))
-        except TimeoutError as exc:
-            response.success, response.message = False, str(exc)
-            return response
-        except Exception as exc:
-            response.success, response.message = False, f"detection failed: {type(exc).__name__}: {exc}"
-            return response
-        if result is None:
-            response.success, response.message = False, "the engine is not configured"
-            return response
-        response.detections = convert.detections_to_msg(result.detections, msg.header)
-        response.success = True
-        response.message = f"{len(result.detections)} detection(s) for {', '.join(parsed.phrases)}"
-        return response
+            self._report_problem("depth", f"bad depth image or camera_info: {exc}")
+
+    def _record_timings(self, header: Any, t0: float, t_decoded: float, t_engine: float, t1: float,
+                        engine_timings: Dict[str, float]) -> None:
+        # node overhead: everything but the engine call (decode, messages, publish)
+        self._stages.add("engine", t_engine - t_decoded)
+        self._stages.add("overhead", (t_decoded - t0) + (t1 - t_engine))
+        self._stages.add("total", t1 - t0)
+        for name, secs in engine_timings.items():
+            self._stages.add(f"stage.{name}", secs)
+        stamp = Time.from_msg(header.stamp)
+        if stamp.nanoseconds > 0:
+            self._stages.add("latency", (self.get_clock().now() - stamp).nanoseconds * 1e-9)
+        self._fps.tick()
 
     # ------------------------------------------------------------- diagnostics
-    def _publish_status(self, rejected: str = "") -> None:
-        if self._status_pub is None:
-            return
-        with self._command_lock:
-            cmd = self._command
-        c = self._counters
-        msg = DetectorStatus(
-            backend=str(self._cfg.get("backend", "")),
-            models=[KeyValue(key=k, value=v) for k, v in self._describe().items()],
-            command=cmd.text if cmd else "", targets=cmd.phrases if cmd else [], ready=self._ready,
-            frames_received=c.get("frames_received"), frames_processed=c.get("frames_processed"),
-            frames_dropped=c.get("frames_dropped"), bad_inputs=c.get("bad_inputs"),
-            last_latency_s=float(np.nan_to_num(self._stage["latency"].last)))
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._status_pub.publish(msg)
-
-    def _describe(self) -> Dict[str, str]:
-        engine = self._engine
-        return {str(k): str(v) for k, v in engine.describe().items()} if engine is not None else {}
-
-    def _publish_diagnostics(self) -> None:
-        pub = self._pubs.get("diagnostics")
-        if pub is None:
-            return
-        c = self._counters.snapshot()
-        st = DiagnosticStatus(name=f"{self.get_name()}: detector", hardware_id=str(self._cfg.get("backend")))
-        with self._command_lock:
-            cmd = self._command
+    def report(self) -> health.NodeReport:
+        """Snapshot the node's state for ``~/status`` and ``/diagnostics``."""
+        cmd, error = self.commands.snapshot()
+        degraded, why = self.engine.health()
         since = time.monotonic() - self._last_frame_time if self._last_frame_time else float("inf")
-        if not self._ready:
-            st.level, st.message = DiagnosticStatus.ERROR, self._last_error or "not active"
-        elif cmd is not None and since > 5.0:
-            st.level, st.message = DiagnosticStatus.WARN, "command set but no image for 5 s"
-        elif c.get("bad_inputs", 0):
-            st.level, st.message = DiagnosticStatus.OK, f"running; {c['bad_inputs']} bad inputs skipped"
-        else:
-            st.level, st.message = DiagnosticStatus.OK, "running"
-        if getattr(self._engine, "degraded", False):
-            # e.g. the MCU stopped answering: frames fail (or use the fallback) until it is back
-            st.level = DiagnosticStatus.WARN
-            st.message = f"degraded: {getattr(self._engine, 'last_error', '') or 'backend unreachable'}"
-        values = {"backend": str(self._cfg.get("backend")), "command": cmd.text if cmd else "",
-                  "fps": f"{self._fps.hz():.2f}"}
-        values.update({f"model.{k}": v for k, v in self._describe().items()})
-        for name in ("frames_received", "frames_processed", "frames_dropped", "bad_inputs",
-                     "commands_received", "service_calls"):
-            values[name] = str(c.get(name, 0))
-        values.update({k: str(v) for k, v in c.items() if k.startswith("bad_input.")})
-        windows = list(self._stage.items()) + [(f"stage.{k}", w) for k, w in self._stage_extra.items()]
-        for name, win in windows:
-            if len(win):
-                values[f"{name}_p50_ms"] = f"{win.percentile(50) * 1e3:.1f}"
-                values[f"{name}_p95_ms"] = f"{win.percentile(95) * 1e3:.1f}"
-        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        arr = DiagnosticArray(status=[st])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        pub.publish(arr)
-        self._publish_status()
+        return health.NodeReport(
+            name=self.get_fully_qualified_name(), state=self._state, last_error=self._last_error,
+            backend=str(self._cfg.get("backend") or self.param("backend")), models=self.engine.describe(),
+            degraded=degraded, degraded_reason=why,
+            command=cmd.text if cmd else "", command_id=cmd.id if cmd else 0,
+            targets=tuple(cmd.report.targets) if cmd else (),
+            understood=cmd.report.understood if cmd else "",
+            not_understood=tuple(cmd.report.not_understood) if cmd else (), command_error=error,
+            counters=self.counters.snapshot(), stages=self._stages.percentiles((50, 95)), fps=self._fps.hz(),
+            last_latency_s=self._stages.get("latency").last, since_last_frame_s=since)
+
+
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _problem_kind(message: str) -> str:
@@ -519,34 +481,29 @@ def _problem_kind(message: str) -> str:
     return "other"
 
 
-def _box_mask(box, shape) -> np.ndarray:
-    m = np.zeros(shape, bool)
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    m[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
-    return m
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    rclpy.init(args=args)
+    # rclpy's own signal handlers would shut the context down at once, under a frame still being
+    # published; instead SIGINT/SIGTERM end the spin loop and the worker stops first.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = None
     executor = MultiThreadedExecutor(num_threads=4)
     try:
         node = DetectNode()
         executor.add_node(node)
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                node.trigger_activate()
-            else:
-                node.get_logger().error(
-                    "staying unconfigured; fix the problem above and configure again "
-                    "(lifecycle transition 'configure')")
-        executor.spin()
+        node.autostart()
+        while rclpy.ok():
+            # a short timeout: Python handles the signal only between calls
+            executor.spin_once(timeout_sec=0.25)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
-            node._stop_worker()
-            node._release_engine()
+            node.stop()
             executor.remove_node(node)
             node.destroy_node()
         executor.shutdown(timeout_sec=5)

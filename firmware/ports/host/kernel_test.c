@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tvlm_crc.h"
 #include "tvlm_kernels.h"
 
 static uint32_t rng_state = 12345u;
@@ -108,6 +109,13 @@ int main(void)
             fails++;
             break;
         }
+    }
+    /* the CRC catalogue's check values of CRC-16/CCITT-FALSE and CRC-32/IEEE */
+    const uint8_t check[] = "123456789";
+    cases += 2;
+    if (tvlm_crc16(TVLM_CRC16_INIT, check, 9) != 0x29b1u || tvlm_crc32(0, check, 9) != 0xcbf43926u) {
+        printf("CRC check values wrong\n");
+        fails++;
     }
     printf("kernel test: %d cases, %d failures\n", cases, fails);
     return fails ? 1 : 0;

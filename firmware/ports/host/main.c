@@ -2,7 +2,9 @@
  * Prints "TVLM_PTY <slave path>" on stdout, then serves the protocol on the pty until killed.
  * Options: --model FILE (default: the built-in model), --kernel plain|dsp, --table-rows N,
  *          --boot-seed N (default: from time and pid), --link PATH (a symlink to the pty that stays the same
- *          across restarts, like a /dev/ttyACM0 that comes back after a reset). */
+ *          across restarts, like a /dev/ttyACM0 that comes back after a reset),
+ *          --flash FILE (the vocabulary flash slot, kept in FILE across restarts; without it the port has no
+ *          writable flash). The camera is the generated scene of ports/common/scene_camera.c. */
 #define _DEFAULT_SOURCE
 #define _XOPEN_SOURCE 600
 #include <errno.h>
@@ -16,16 +18,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scene_camera.h"
 #include "tvlm_device.h"
 
 extern const uint8_t tvlm_default_model[];
 extern const uint8_t tvlm_default_model_end[];
+extern const uint8_t tvlm_builtin_vocab[];
+extern const uint8_t tvlm_builtin_vocab_end[];
 
 #define ARENA_BYTES (1u << 20)
 #define MODEL_MAX (1u << 20)
+#define VOCAB_SLOT_BYTES (256u * 1024u)
 
 static _Alignas(8) uint8_t arena[ARENA_BYTES];
 static _Alignas(8) uint8_t model_buf[MODEL_MAX];
+static _Alignas(8) uint8_t vocab_slot[VOCAB_SLOT_BYTES];
+static int flash_fd = -1;
+static uint64_t boot_ns;
 static tvlm_device_t dev;
 
 static void pty_write(void *ctx, const uint8_t *buf, size_t len)
@@ -55,16 +64,56 @@ static uint32_t ns_ticks(void *ctx)
     return (uint32_t)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t clock_us(void *ctx)
+{
+    (void)ctx;
+    return (mono_ns() - boot_ns) / 1000u;
+}
+
+/* The flash slot lives in RAM and in the --flash file: erase empties the file, program writes through. */
+static int flash_erase(void *ctx)
+{
+    (void)ctx;
+    memset(vocab_slot, 0xff, sizeof vocab_slot);
+    return ftruncate(flash_fd, 0) == 0 ? 0 : -1;
+}
+
+static int flash_program(void *ctx, uint32_t off, const uint8_t *data, uint32_t len)
+{
+    (void)ctx;
+    if (off > sizeof vocab_slot || len > sizeof vocab_slot - off) return -1;
+    memcpy(vocab_slot + off, data, len);
+    return pwrite(flash_fd, data, len, (off_t)off) == (ssize_t)len ? 0 : -1;
+}
+
+static int open_flash(const char *path)
+{
+    memset(vocab_slot, 0xff, sizeof vocab_slot);
+    flash_fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (flash_fd < 0) return -1;
+    ssize_t n = read(flash_fd, vocab_slot, sizeof vocab_slot);
+    return n < 0 ? -1 : 0;
+}
+
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--model FILE] [--kernel plain|dsp] [--table-rows N] [--boot-seed N]\n", argv0);
+    fprintf(stderr, "usage: %s [--model FILE] [--kernel plain|dsp] [--table-rows N] [--boot-seed N] [--link PATH] "
+                    "[--flash FILE]\n", argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *model_path = NULL, *link_path = NULL;
-    tvlm_device_config_t cfg = {256, 128, TVLM_PATH_DSP, 0};
+    const char *model_path = NULL, *link_path = NULL, *flash_path = NULL;
+    tvlm_device_config_t cfg = {256, 128, TVLM_PATH_DSP, 0, NULL, 0};
+    boot_ns = mono_ns();
     int seeded = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) {
@@ -80,6 +129,8 @@ int main(int argc, char **argv)
             cfg.table_rows = (uint16_t)v;
         } else if (!strcmp(argv[i], "--link") && i + 1 < argc) {
             link_path = argv[++i];
+        } else if (!strcmp(argv[i], "--flash") && i + 1 < argc) {
+            flash_path = argv[++i];
         } else if (!strcmp(argv[i], "--boot-seed") && i + 1 < argc) {
             cfg.boot_id = (uint32_t)strtoul(argv[++i], NULL, 0);
             seeded = 1;
@@ -88,6 +139,15 @@ int main(int argc, char **argv)
         }
     }
     if (!seeded) cfg.boot_id = ns_ticks(NULL) ^ ((uint32_t)getpid() << 16);
+    const uint32_t vocab_size = (uint32_t)(tvlm_builtin_vocab_end - tvlm_builtin_vocab);
+    if (vocab_size != 0) {
+        cfg.vocab = tvlm_builtin_vocab;
+        cfg.vocab_size = vocab_size;
+    }
+    if (flash_path && open_flash(flash_path) != 0) {
+        fprintf(stderr, "tvlm-host: cannot open flash file %s: %s\n", flash_path, strerror(errno));
+        return 1;
+    }
 
     const uint8_t *model = tvlm_default_model;
     uint32_t model_size = (uint32_t)(tvlm_default_model_end - tvlm_default_model);
@@ -126,6 +186,16 @@ int main(int argc, char **argv)
     port.ctx = &master;
     port.port_id = TVLM_PORT_HOST;
     port.work_unit = TVLM_WORK_NANOSECONDS;
+    port.clock_us = clock_us;
+    tvlm_scene_camera_init(clock_us);
+    port.capture = tvlm_scene_capture;
+    port.camera = TVLM_CAMERA_GENERATED;
+    if (flash_fd >= 0) {
+        port.vocab_slot = vocab_slot;
+        port.vocab_slot_size = sizeof vocab_slot;
+        port.flash_erase = flash_erase;
+        port.flash_program = flash_program;
+    }
     tvlm_status_t st = tvlm_device_init(&dev, &port, &cfg, model, model_size, arena, sizeof arena);
     if (st != TVLM_STATUS_OK) {
         fprintf(stderr, "tvlm-host: device init failed: status %d\n", (int)st);
