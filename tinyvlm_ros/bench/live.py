@@ -340,7 +340,7 @@ def _listen_to_status(node: Any, executor: Any, detections_topic: str) -> Option
 
 
 def _node_engine(executor: Any, statuses: Optional[List[Any]], timeout_s: float = 5.0) -> Dict[str, str]:
-    """What the node says it runs: the ``models`` key-values of its last status ({} when it said nothing)."""
+    """Return what the node says it runs: its last status's ``models`` key-values ({} when none came)."""
     if statuses is None:
         return {}
     try:

@@ -166,7 +166,7 @@ def fetch(specs: Sequence[ModelSpec], cache: Optional[os.PathLike] = None, *,
 
 
 def export_clip(specs: Sequence[ModelSpec]) -> ModelSpec:
-    """The TinyCLIP to show the export command for: the default set's when asked for, else the first named."""
+    """Return the TinyCLIP to show the export command for: the default set's when fetched, else the first."""
     clips = [spec for spec in specs if spec.family == "clip"]
     default_clip = next(spec for spec in default_set_models() if spec.family == "clip")
     return default_clip if default_clip in clips or not clips else clips[0]

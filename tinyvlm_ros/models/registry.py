@@ -132,7 +132,7 @@ def resolve(name: str) -> ModelSpec:
 
 
 def default_set_models() -> List[ModelSpec]:
-    """The checkpoints of the default model set: the members named in :data:`DEFAULT_SET_NAME`."""
+    """Return the checkpoints of the default model set: the members named in :data:`DEFAULT_SET_NAME`."""
     return [resolve(name) for name in DEFAULT_SET_NAME.split("+")]
 
 

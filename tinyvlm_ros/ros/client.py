@@ -36,7 +36,7 @@ START_HINT = ("start detect_node first (`make demo` shows a full run; `ros2 laun
 
 @contextlib.contextmanager
 def client_node(name: str = "tinyvlm_client") -> Iterator[Tuple[Node, SingleThreadedExecutor]]:
-    """A node in its own rclpy context with an executor, shut down on exit (also on Ctrl-C)."""
+    """Yield a node in its own rclpy context with an executor; shut both down on exit (also on Ctrl-C)."""
     ctx = Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node(f"{name}_{os.getpid()}", context=ctx)
@@ -62,7 +62,7 @@ def spin_until(executor: SingleThreadedExecutor, predicate: Callable[[], bool], 
 
 
 def publishers_reliability(node: Node, topic: str) -> ReliabilityPolicy:
-    """The reliability a subscription needs to hear every publisher of ``topic``.
+    """Return the reliability a subscription needs to hear every publisher of ``topic``.
 
     A reliable subscription never matches a best-effort publisher, so reliable
     only when every publisher is.
@@ -75,7 +75,7 @@ def publishers_reliability(node: Node, topic: str) -> ReliabilityPolicy:
 
 def named_endpoints(executor: SingleThreadedExecutor, endpoints: Callable[[], List[Any]],
                     timeout_s: float = 5.0) -> List[Any]:
-    """The endpoints ``endpoints()`` lists, once discovery has told their node names.
+    """Return the endpoints ``endpoints()`` lists, once discovery has told their node names.
 
     Discovery reports an endpoint before the name of its node (``_NODE_NAME_UNKNOWN_`` until
     then); endpoints still unnamed after ``timeout_s`` are left out.
@@ -88,7 +88,7 @@ def named_endpoints(executor: SingleThreadedExecutor, endpoints: Callable[[], Li
 
 
 def status_topic(endpoint: Any) -> str:
-    """The ``~/status`` topic of the node behind a topic endpoint: <namespace>/<node name>/status."""
+    """Return the ``~/status`` topic of the node behind a topic endpoint: <namespace>/<node name>/status."""
     return f"{endpoint.node_namespace.rstrip('/')}/{endpoint.node_name}/status"
 
 
