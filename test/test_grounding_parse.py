@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyvlm_ros.grounding import (CommandError, CommandHistory, QUALIFIERS, Target, parse_command,
-                                   parse_targets)
+                                   parse_targets, parse_threshold_table)
 from tinyvlm_ros.types import Detection
 
 
@@ -498,6 +498,43 @@ def test_history_remembers_boxes_per_target():
     assert len(h) == 2 and h.last.text == "a cup"
     with pytest.raises(ValueError):
         CommandHistory(size=0)
+
+
+def test_refresh_sets_the_boxes_of_the_entry_it_is_given():
+    h = CommandHistory()
+    first = h.record(parse_command("the pen and the cup"))
+    assert first.boxes == [None, None]
+    h.record(parse_command("a ball"))
+    h.refresh(first, [Detection("pen", 0.9, (1, 1, 5, 5)),
+                      Detection("cup", 0.5, (7, 7, 9, 9), target_index=1, role="candidate")])
+    assert first.boxes == [(1.0, 1.0, 5.0, 5.0), None] and h.last.boxes == [None]
+
+
+@pytest.mark.parametrize("text, table", [
+    ("", {}),
+    ("cup:0.4, scissors:0.3", {"cup": 0.4, "scissors": 0.3}),
+    ("Red Cups:0.2; toy robot=0.5", {"red cup": 0.2, "toy robot": 0.5}),
+    ("the tape measure: .25", {"tape measure": 0.25}),
+])
+def test_threshold_table(text, table):
+    assert parse_threshold_table(text) == table
+
+
+@pytest.mark.parametrize("text, message", [
+    ("cup:0.4, scissors", "'scissors' has no threshold"),
+    ("the left cup:0.3", "more than a phrase"),
+    ("cup:1.5", "must be in [0, 1]"),
+    ("cup:0.4 because", "not a threshold table"),
+])
+def test_threshold_table_refuses_what_is_not_one(text, message):
+    with pytest.raises(CommandError, match=re.escape(message)):
+        parse_threshold_table(text)
+
+
+def test_default_thresholds_leave_written_ones_alone():
+    parsed = parse_command("the cup:0.6 left of the plate, and the other cup")
+    assert parsed.default_thresholds({"cup": 0.2, "plate": 0.3, "bowl": 0.1}) == ["plate"]
+    assert parsed.phrase_thresholds(0.5) == {"cup": 0.6, "plate": 0.3}
 
 
 _NOUNS = st.sampled_from(["pen", "scissors", "red cup", "tape measure", "blue ball", "screwdriver",

@@ -72,7 +72,7 @@ def test_params_file_backend_holds_and_a_given_argument_overrides_it(ros2, model
     params = tmp_path / "mcu.yaml"
     params.write_text("/**:\n  ros__parameters:\n    backend: mcu\n"
                       f"    serial_port: \"socket://127.0.0.1:{port}\"\n    model_dir: \"{models}\"\n"
-                      "    diagnostics_period_s: 0.2\n")
+                      "    mcu_allow_random_model: true\n    diagnostics_period_s: 0.2\n")
     # the same file twice: as it is (backend mcu, an MCU that does not answer) and with backend:=local
     arm = _launch(ros2, [f"params_file:={params}", "namespace:=arm"], tmp_path / "arm.log")
     cam2 = _launch(ros2, [f"params_file:={params}", "namespace:=cam2", "backend:=local",

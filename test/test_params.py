@@ -27,6 +27,8 @@ def test_validate():
     assert "must be int" in params.validate("max_detections", True)
     assert "must be bool" in params.validate("one_shot", "yes")
     assert params.validate("use_sim_time", True) is None  # not ours: left to rclpy
+    assert params.validate("target_thresholds", "cup:0.4, red block:0.7") is None
+    assert "'scissors' has no threshold" in params.validate("target_thresholds", "cup:0.4, scissors")
 
 
 def test_generated_docs_are_current():

@@ -1,4 +1,4 @@
-"""The node's command bookkeeping: the standing command, command ids, and why the last one failed.
+"""The node's command bookkeeping: the standing command, command ids, the command history.
 
 A command comes from the ``command`` topic (it then *stands*: it applies to
 every new frame until replaced or cleared) or from one Detect service call.
@@ -9,18 +9,23 @@ refused, or that cannot be grounded in a frame, clears the standing command
 (the robot never keeps acting on an old target) and leaves its reason in
 :attr:`CommandState.error`.
 
+Both paths share one :class:`~tinyvlm_ros.grounding.CommandHistory`: every
+accepted command is recorded when it is accepted, and :meth:`CommandState.record`
+sets where its targets were from each result of it, so "it", "that one" and "the
+other one" refer to the last accepted command, topic or service, and to where its
+target was last seen.
+
 :func:`report` is the one place that turns a parsed command into what
-``~/status`` and the service say about it (targets, what was understood, what
-was not).  Plain Python, no rclpy.
+``~/status`` and the service say about it.  Plain Python, no rclpy.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from tinyvlm_ros.grounding import parse_command
+from tinyvlm_ros.grounding import CommandHistory, HistoryEntry, ParsedCommand, parse_command
 
 #: Longer commands are refused before parsing (a 10 kB string is not a command).
 MAX_COMMAND_CHARS = 500
@@ -28,29 +33,25 @@ MAX_COMMAND_CHARS = 500
 
 @dataclass(frozen=True)
 class CommandReport:
-    """What the node tells about a parsed command (DetectorStatus, the Detect response)."""
+    """What the node tells about a parsed command (DetectorStatus, the Detect response, the log).
+
+    Attributes:
+        targets: the target phrases, in spoken order.
+        understood: one line saying what the command was read as.
+        not_understood: the parts of the text that were not used.
+        warnings: readings the user should know about (non-English text, assumed directions).
+    """
 
     targets: List[str]
     understood: str
     not_understood: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
 
-def report(parsed: Any) -> CommandReport:
-    """Describe a parsed command: its target phrases, what was understood, what was not used.
-
-    Takes ``understood``/``not_understood`` from the parser when it provides them;
-    otherwise the understanding is written from the targets' phrases and qualifiers.
-    """
-    targets = [str(p) for p in parsed.phrases]
-    understood = getattr(parsed, "understood", None)
-    if not isinstance(understood, str):
-        parts = []
-        for t in parsed.targets:
-            quals = getattr(t, "qualifiers", None) or []
-            parts.append(t.phrase + (f" ({', '.join(quals)})" if quals else ""))
-        understood = "targets: " + "; ".join(parts)
-    return CommandReport(targets=targets, understood=understood,
-                         not_understood=[str(w) for w in getattr(parsed, "not_understood", None) or []])
+def report(parsed: ParsedCommand) -> CommandReport:
+    """Describe a parsed command: its target phrases, what was understood, what was not used."""
+    return CommandReport(targets=list(parsed.phrases), understood=parsed.understood,
+                         not_understood=list(parsed.not_understood), warnings=list(parsed.warnings))
 
 
 def check_text(text: str) -> str:
@@ -66,26 +67,29 @@ def check_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class Command:
-    """An accepted command: its id, its text, the parse and the report of it."""
+    """An accepted command: its id, its text, the parse, the report of it and its history entry."""
 
     id: int
     text: str
-    parsed: Any
+    parsed: ParsedCommand
     report: CommandReport
+    entry: Optional[HistoryEntry] = field(default=None, compare=False, repr=False)
 
 
 class CommandState:
-    """The standing command of the topic path and the command id counter (thread-safe).
+    """The standing command of the topic path, the command id counter and the history (thread-safe).
 
     Args:
-        parse: text -> parsed command (with ``phrases`` and ``targets``; engines take it as it
-            is); raises ValueError for text it cannot use.  The grounding parser by default;
-            a closure over a :class:`tinyvlm_ros.grounding.CommandHistory` resolves "it".
+        history_size: how many earlier commands "it" and "the other one" can reach back
+            (only the last one is used today; older ones are kept for reports).
     """
 
-    def __init__(self, parse: Callable[[str], Any] = parse_command) -> None:
-        self._parse = parse
+    def __init__(self, history_size: int = 8) -> None:
         self._lock = threading.Lock()
+        # parsing reads the history and recording writes it, from different threads
+        self._history_lock = threading.Lock()
+        self._history = CommandHistory(history_size)
+        self._thresholds: Dict[str, float] = {}
         self._last_id = 0
         self._standing: Optional[Command] = None
         self._error = ""
@@ -106,26 +110,36 @@ class CommandState:
         with self._lock:
             return self._standing, self._error
 
+    def set_thresholds(self, table: Mapping[str, float]) -> None:
+        """Set per-phrase default thresholds (``target_thresholds``) for the commands accepted from now on.
+
+        ``table`` is :func:`tinyvlm_ros.grounding.parse_threshold_table`'s output; a threshold
+        written in a command wins over it.
+        """
+        with self._history_lock:
+            self._thresholds = {str(k): float(v) for k, v in table.items()}
+
     def new(self, text: str) -> Command:
         """Parse ``text`` into a command with the next id (a service call); ValueError when refused."""
         clean = check_text(text)
         parsed = self._parse(clean)
         with self._lock:
             self._last_id += 1
-            return Command(self._last_id, clean, parsed, report(parsed))
+            return self._accept(self._last_id, clean, parsed)
 
     def submit(self, text: str) -> Tuple[str, Optional[Command]]:
         """Apply a command from the topic; return (what happened, the standing command).
 
         What happened is ``"accepted"`` (a new standing command), ``"unchanged"`` (the same text
         as the standing one), ``"cleared"`` (empty text cleared a standing command), ``"idle"``
-        (empty text and nothing standing) or ``"rejected"`` (:attr:`error` says why; the
-        standing command is cleared).
+        (empty text and nothing standing), ``"rejected"`` (a command that cannot be grounded as
+        written) or ``"invalid"`` (text that is no command: too long, not UTF-8).  After the last
+        two :attr:`error` says why and the standing command is cleared.
         """
         try:
             clean = check_text(text)
         except (TypeError, ValueError) as exc:
-            return self._reject(str(exc))
+            return self._reject(str(exc), "invalid")
         if not clean:
             with self._lock:
                 had, self._standing = self._standing is not None, None
@@ -139,9 +153,20 @@ class CommandState:
             return self._reject(str(exc))
         with self._lock:
             self._last_id += 1
-            self._standing = Command(self._last_id, clean, parsed, report(parsed))
+            self._standing = self._accept(self._last_id, clean, parsed)
             self._error = ""
             return "accepted", self._standing
+
+    def record(self, command: Command, detections: Sequence) -> None:
+        """Note where ``command``'s targets were in a result of it (every result; none found keeps the last).
+
+        ``detections`` are the result's detections (role ``target`` ones count); pass none for a
+        result that failed.
+        """
+        if command.entry is None:
+            return
+        with self._history_lock:
+            CommandHistory.refresh(command.entry, detections)
 
     def fail(self, command: Command, reason: str) -> bool:
         """Clear ``command`` if it still stands, recording ``reason``; True if it was cleared."""
@@ -159,7 +184,20 @@ class CommandState:
             self._standing = None
             return True
 
-    def _reject(self, reason: str) -> Tuple[str, Optional[Command]]:
+    def _parse(self, clean: str) -> ParsedCommand:
+        with self._history_lock:
+            parsed = parse_command(clean, self._history)
+            if self._thresholds:
+                parsed.default_thresholds(self._thresholds)
+            return parsed
+
+    def _accept(self, command_id: int, clean: str, parsed: ParsedCommand) -> Command:
+        # recorded at once, so "it" in the very next command means this one even before a frame ran
+        with self._history_lock:
+            entry = self._history.record(parsed)
+        return Command(command_id, clean, parsed, report(parsed), entry)
+
+    def _reject(self, reason: str, what: str = "rejected") -> Tuple[str, Optional[Command]]:
         with self._lock:
             self._standing, self._error = None, reason
-        return "rejected", None
+        return what, None

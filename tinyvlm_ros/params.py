@@ -8,7 +8,9 @@ a test keeps the three (and README) in agreement.  Plain Python, no rclpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+from tinyvlm_ros.grounding import parse_threshold_table
 
 
 @dataclass(frozen=True)
@@ -16,8 +18,9 @@ class Param:
     """One parameter: default (its type is the parameter's type), doc, constraints.
 
     ``range`` is an inclusive (min, max) for numbers; ``choices`` lists the
-    allowed strings; ``reconfigure`` means a change takes effect at the next
-    configure transition (the backend is rebuilt), not at once.
+    allowed strings; ``check`` returns why a value is refused (None: accepted);
+    ``reconfigure`` means a change takes effect at the next configure transition
+    (the backend is rebuilt), not at once.
     """
 
     name: str
@@ -26,6 +29,15 @@ class Param:
     range: Optional[Tuple[float, float]] = None
     choices: Optional[Sequence[str]] = None
     reconfigure: bool = False
+    check: Optional[Callable[[Any], Optional[str]]] = None
+
+
+def _threshold_table_problem(value: str) -> Optional[str]:
+    try:
+        parse_threshold_table(value)
+    except ValueError as exc:
+        return f"target_thresholds: {exc}"
+    return None
 
 
 PARAMS: Tuple[Param, ...] = (
@@ -39,6 +51,9 @@ PARAMS: Tuple[Param, ...] = (
     Param("threads", 2, "ONNX Runtime intra-op threads", range=(1, 64), reconfigure=True),
     Param("score_threshold", 0.5, "calibrated match probability below which detections are dropped "
           "(0.5: the target beats the generic prompts)", range=(0.0, 1.0)),
+    Param("target_thresholds", "", "per-phrase score thresholds, e.g. 'cup:0.4, red block:0.7' (the "
+          "engine's units, as score_threshold or mcu_score_threshold); for commands accepted after it is "
+          "set, a threshold written in the command wins", check=_threshold_table_problem),
     Param("max_detections", 10, "at most this many detections per frame", range=(1, 254)),
     Param("matryoshka_dim", 0, "embedding prefix length used for matching (0 = full)", range=(0, 4096)),
     Param("image_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
@@ -104,4 +119,4 @@ def validate(name: str, value: Any) -> Optional[str]:
         return f"{name} must be one of {', '.join(p.choices)}; got {value!r}"
     if p.range is not None and not (p.range[0] <= value <= p.range[1]):
         return f"{name} must be within [{p.range[0]:g}, {p.range[1]:g}]; got {value}"
-    return None
+    return p.check(value) if p.check is not None else None

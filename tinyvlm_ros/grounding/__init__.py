@@ -13,7 +13,8 @@ from tinyvlm_ros.grounding.command import (CommandError, Destination, ParsedComm
                                            Target)
 from tinyvlm_ros.grounding.history import CommandHistory, HistoryEntry
 from tinyvlm_ros.grounding.lexicon import QUALIFIERS
-from tinyvlm_ros.grounding.parse import parse_command, parse_targets
+from tinyvlm_ros.grounding.parse import parse_command, parse_targets, parse_threshold_table
 
 __all__ = ["CommandError", "CommandHistory", "Destination", "HistoryEntry", "ParsedCommand", "QUALIFIERS",
-           "RELATIONS", "Relation", "Target", "parse_command", "parse_targets"]
+           "RELATIONS", "Relation", "Target", "parse_command", "parse_targets",
+           "parse_threshold_table"]

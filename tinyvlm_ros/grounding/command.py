@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from tinyvlm_ros.grounding.lexicon import QUALIFIER_TEXT
 
@@ -241,17 +241,12 @@ class ParsedCommand:
             out += t.phrases()
         return list(dict.fromkeys(out))
 
-    def phrase_thresholds(self, default: float) -> Dict[str, float]:
-        """Score threshold per phrase: the one written in the command ("cup:0.4"), else ``default``.
-
-        A threshold written for a phrase applies wherever that phrase is used (target, reference or
-        exclusion), so one phrase has one list of instances per frame.
-        """
-        out = {p: float(default) for p in self.all_phrases()}
+    def noun_phrases(self) -> List[Target]:
+        """Every noun phrase the frame is searched for: targets, reference objects, excluded objects."""
+        out: List[Target] = []
 
         def visit(t: Target) -> None:
-            if t.threshold is not None:
-                out[t.phrase] = float(t.threshold)
+            out.append(t)
             if t.relation is not None:
                 for r in t.relation.references:
                     visit(r)
@@ -261,6 +256,33 @@ class ParsedCommand:
         for t in self.targets:
             visit(t)
         return out
+
+    def phrase_thresholds(self, default: float) -> Dict[str, float]:
+        """Score threshold per phrase: the one written in the command ("cup:0.4"), else ``default``.
+
+        A threshold written for a phrase applies wherever that phrase is used (target, reference or
+        exclusion), so one phrase has one list of instances per frame.
+        """
+        out = {p: float(default) for p in self.all_phrases()}
+        for t in self.noun_phrases():
+            if t.threshold is not None:
+                out[t.phrase] = float(t.threshold)
+        return out
+
+    def default_thresholds(self, table: Mapping[str, float]) -> List[str]:
+        """Give the phrases of ``table`` its threshold where the command wrote none for them.
+
+        ``table`` maps a phrase (as :func:`parse_threshold_table` normalises it) to a threshold;
+        a threshold written in the command wins.  Returns the phrases that took one from the table.
+        """
+        nodes = self.noun_phrases()
+        written = {t.phrase for t in nodes if t.threshold is not None}
+        applied: List[str] = []
+        for t in nodes:
+            if t.phrase in table and t.phrase not in written:
+                t.threshold = float(table[t.phrase])
+                applied.append(t.phrase)
+        return list(dict.fromkeys(applied))
 
     def to_dict(self) -> dict:
         """JSON-ready view of the whole parse."""

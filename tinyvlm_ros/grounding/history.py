@@ -44,26 +44,27 @@ class CommandHistory:
         """Remember a command and the detections chosen for it (``role == "target"``, by target index).
 
         ``detections`` are :class:`tinyvlm_ros.types.Detection` objects (or anything with ``role``,
-        ``target_index`` and ``box_xyxy``); an empty sequence records that nothing was found.
+        ``target_index`` and ``box_xyxy``); an empty sequence records that nothing was found (yet).
         """
-        boxes: List[Optional[Box]] = [None] * len(parsed.targets)
-        for d in detections:
-            ti = int(getattr(d, "target_index", 0))
-            if getattr(d, "role", "target") == "target" and 0 <= ti < len(boxes) and boxes[ti] is None:
-                boxes[ti] = tuple(float(v) for v in d.box_xyxy)
+        boxes = _chosen_boxes(len(parsed.targets), detections)
         entry = HistoryEntry(parsed.text, list(parsed.targets), boxes)
         self._entries.append(entry)
         return entry
 
+    @staticmethod
+    def refresh(entry: HistoryEntry, detections: Sequence) -> None:
+        """Set the boxes of ``entry`` from a newer result of its command (boxes not found are kept).
+
+        The node records a command when it accepts it and refreshes it with every result, so "it"
+        means where the object was last seen.
+        """
+        new = _chosen_boxes(len(entry.targets), detections)
+        entry.boxes = [n if n is not None else o for n, o in zip(new, entry.boxes)]
+
     def update(self, detections: Sequence) -> None:
         """Refresh the boxes of the last command from a newer frame's result (keeps boxes not seen)."""
-        if not self._entries:
-            return
-        last = self._entries[-1]
-        fresh = CommandHistory()
-        parsed = ParsedCommand(text=last.text, targets=last.targets)
-        new = fresh.record(parsed, detections).boxes
-        last.boxes = [n if n is not None else o for n, o in zip(new, last.boxes)]
+        if self._entries:
+            self.refresh(self._entries[-1], detections)
 
     @property
     def last(self) -> Optional[HistoryEntry]:
@@ -76,3 +77,13 @@ class CommandHistory:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _chosen_boxes(n_targets: int, detections: Sequence) -> List[Optional[Box]]:
+    """Per target index, the box of the first detection with role "target" chosen for it (None: none)."""
+    boxes: List[Optional[Box]] = [None] * n_targets
+    for d in detections:
+        ti = int(getattr(d, "target_index", 0))
+        if getattr(d, "role", "target") == "target" and 0 <= ti < n_targets and boxes[ti] is None:
+            boxes[ti] = tuple(float(v) for v in d.box_xyxy)
+    return boxes

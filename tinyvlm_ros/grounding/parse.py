@@ -17,7 +17,7 @@ import copy
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from tinyvlm_ros.grounding import lexicon as lx
 from tinyvlm_ros.grounding.command import (CommandError, Destination, ParsedCommand, Relation, RELATION_TEXT,
@@ -1002,3 +1002,32 @@ def parse_targets(command_or_targets: Union[str, Sequence[str], ParsedCommand],
     return ParsedCommand(text=", ".join(str(t) for t in command_or_targets), targets=_unique(targets),
                          not_understood=[w for p in parts for w in p.not_understood],
                          warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)))
+
+
+def parse_threshold_table(text: str) -> Dict[str, float]:
+    """Parse per-phrase score thresholds written as in a command: ``"cup:0.4, red block:0.7"``.
+
+    Phrases are normalised as in a command ("Red Cups" -> "red cup"), so an entry matches the
+    phrase a command is parsed into.  Empty text gives an empty table.
+
+    Raises:
+        CommandError: (a ValueError) an entry without a threshold, with more than a phrase
+            (a qualifier, a relation, ...), with words that are not used, or a value outside [0, 1].
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"thresholds must be a string, got {type(text).__name__}")
+    if not text.strip():
+        return {}
+    parsed = parse_command(text)
+    example = "write phrase:threshold pairs, e.g. 'cup:0.4, red block:0.7'"
+    if parsed.not_understood or parsed.destination is not None:
+        what = ", ".join(parsed.not_understood) or "a place"
+        raise CommandError(f"{text!r} is not a threshold table ({what} not understood); {example}")
+    out: Dict[str, float] = {}
+    for t in parsed.targets:
+        if t.threshold is None:
+            raise CommandError(f"'{t.phrase}' has no threshold; {example}")
+        if t.constrained or t.history:
+            raise CommandError(f"'{t.describe()}' is more than a phrase; {example}")
+        out[t.phrase] = float(t.threshold)
+    return out

@@ -42,6 +42,7 @@ from std_msgs.msg import Header, String
 
 from tinyvlm_ros import backends, health, params
 from tinyvlm_ros.command_state import Command, CommandState
+from tinyvlm_ros.grounding import parse_threshold_table
 from tinyvlm_ros.latest import LatestSlot
 from tinyvlm_ros.ros import convert
 from tinyvlm_ros.ros.diagnostics import Reporter
@@ -49,6 +50,7 @@ from tinyvlm_ros.ros.outputs import Outputs
 from tinyvlm_ros.ros.service import DetectService
 from tinyvlm_ros.stats import Counters, Rate, Windows
 from tinyvlm_ros.sync import StampPairer
+from tinyvlm_ros.types import Detection, DetectionResult
 from tinyvlm_ros.workers import FrameWorker, SharedEngine
 
 #: Seconds the worker gets to finish its frame when the node deactivates or shuts down.
@@ -103,6 +105,8 @@ class DetectNode(Node):
         for change in changes:
             if change.name == "diagnostics_period_s":
                 self._reporter.set_period(float(change.value))
+            elif change.name == "target_thresholds":
+                self.commands.set_thresholds(parse_threshold_table(change.value))
         return SetParametersResult(successful=True)
 
     def param(self, name: str) -> Any:
@@ -129,6 +133,10 @@ class DetectNode(Node):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._cfg = {p.name: self.param(p.name) for p in params.PARAMS}
         try:
+            problem = params.validate("target_thresholds", self._cfg["target_thresholds"])
+            if problem:
+                raise ValueError(problem)
+            self.commands.set_thresholds(parse_threshold_table(self._cfg["target_thresholds"]))
             # device-camera stamps are translated into this node's ROS clock
             engine = backends.make_engine(self._cfg, host_clock=lambda: self.get_clock().now().nanoseconds)
         except Exception as exc:
@@ -300,15 +308,26 @@ class DetectNode(Node):
     def _on_command(self, msg: String) -> None:
         self.counters.inc("commands_received")
         what, cmd = self.commands.submit(msg.data)
-        if what == "rejected":
+        if what == "invalid":
             self._report_problem("command",
-                                 f"command rejected ({self.commands.error}); standing command cleared")
+                                 f"command refused ({self.commands.error}); standing command cleared")
+        elif what == "rejected":
+            # a person's command that cannot be grounded: said every time (throttled against floods)
+            self.counters.problem("command_not_groundable")
+            self.get_logger().warning(f"command {msg.data.strip()!r} cannot be grounded: "
+                                      f"{self.commands.error}; standing command cleared",
+                                      throttle_duration_sec=1.0)
         elif what == "cleared":
             self.get_logger().info("command cleared")
         elif what == "accepted" and cmd is not None:
             # throttled: a command flood must not become a log flood
-            self.get_logger().info(f"command {cmd.id}: {cmd.text!r} -> targets {cmd.report.targets}",
-                                   throttle_duration_sec=1.0)
+            self.get_logger().info(f"command {cmd.id}: {cmd.text!r} understood as: {cmd.report.understood}"
+                                   + (f"; not understood: {cmd.report.not_understood}"
+                                      if cmd.report.not_understood else ""), throttle_duration_sec=1.0)
+            if cmd.report.warnings:
+                # once per command (re-sending it changes nothing), never per frame
+                self.get_logger().warning(f"command {cmd.id}: " + "; ".join(cmd.report.warnings),
+                                          throttle_duration_sec=1.0)
         if what != "unchanged" and what != "idle":
             self._reporter.publish_status()
 
@@ -353,10 +372,7 @@ class DetectNode(Node):
             self.counters.inc("frames_dropped")
             return
         t_engine = time.perf_counter()
-        detections = result.detections
-        if result.failure:
-            detections = []
-            self._command_failed(cmd, result.failure)
+        detections = self._grounded(cmd, result)
         self._outputs.publish(msg.header, rgb, detections, cmd.id, cmd.text, cmd.report.targets,
                               bool(self.param("publish_masks")))
         if self._outputs.wants_3d:
@@ -396,10 +412,7 @@ class DetectNode(Node):
         self._last_frame_time = time.monotonic()
         header = Header(frame_id=str(self.param("mcu_camera_frame_id")))
         header.stamp = Time(nanoseconds=int(cap.stamp_ns)).to_msg()
-        detections = result.detections
-        if result.failure:
-            detections = []
-            self._command_failed(cmd, result.failure)
+        detections = self._grounded(cmd, result)
         self._outputs.publish(header, None, detections, cmd.id, cmd.text, cmd.report.targets,
                               bool(self.param("publish_masks")), frame_hw=(int(cap.height), int(cap.width)))
         self._stages.add("capture_stamp_error", cap.error_ns * 1e-9)
@@ -408,12 +421,20 @@ class DetectNode(Node):
         if self.param("one_shot") and self.commands.finish(cmd):
             self._reporter.publish_status()
 
+    def _grounded(self, cmd: Command, result: DetectionResult) -> List[Detection]:
+        """Return the detections to publish for ``cmd``'s result; a failure clears the command."""
+        if result.failure:
+            self._command_failed(cmd, result.failure)
+            return []
+        self.commands.record(cmd, result.detections)   # where "it" is now
+        return result.detections
+
     def _command_failed(self, cmd: Command, reason: str) -> None:
         self.counters.inc("grounding_failures")
-        if self.counters.first_time("grounding"):
-            self.get_logger().warning(f"command {cmd.id} {cmd.text!r} cannot be grounded: {reason}; standing "
-                                      "command cleared (further failures are counted and shown on ~/status)")
         if self.commands.fail(cmd, reason):
+            # once per command: the failure clears it (throttled: a flood of such commands)
+            self.get_logger().warning(f"command {cmd.id} {cmd.text!r} cannot be grounded in the frame: "
+                                      f"{reason}; standing command cleared", throttle_duration_sec=1.0)
             self._reporter.publish_status()
 
     def _publish_3d(self, header: Any, frame_hw: Tuple[int, int], detections: List[Any]) -> None:

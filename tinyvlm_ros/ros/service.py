@@ -6,6 +6,12 @@ while it is active the whole job (decode + inference) runs on a worker and the
 call returns after ``service_timeout_s`` at the latest, even if inference is
 still running (its late result is discarded and counted in
 ``service_late_results``).
+
+A call is a command of its own: it takes the next ``command_id`` and goes into
+the node's command history, which the topic path shares, so "it" in a call
+means the target of the last command accepted on either path.  A command that
+cannot be grounded (refused by the parser, or not in this image) answers
+``success: false`` with the reason; the standing topic command is not touched.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
+from tinyvlm_ros.command_state import Command
+from tinyvlm_ros.grounding import CommandError
 from tinyvlm_ros.ros import convert
 from tinyvlm_ros.srv import Detect
 from tinyvlm_ros.types import DetectionResult
@@ -49,7 +57,8 @@ class DetectService:
         try:
             cmd = node.commands.new(request.command)
         except (TypeError, ValueError) as exc:
-            response.success, response.message = False, f"bad command: {exc}"
+            why = "cannot ground the command" if isinstance(exc, CommandError) else "bad command"
+            response.success, response.message = False, f"{why}: {exc}"
             return response
         response.command_id = cmd.id
         response.targets = list(cmd.report.targets)
@@ -94,21 +103,26 @@ class DetectService:
         except Exception as exc:  # the engine's own errors come back as the answer
             response.success, response.message = False, f"detection failed: {type(exc).__name__}: {exc}"
             return response
+        if result is not None and not result.failure:
+            node.commands.record(cmd, result.detections)   # where "it" is now
         return self._answer(response, result, msg, cmd)
 
     @staticmethod
-    def _answer(response: Detect.Response, result: Optional[DetectionResult], msg: Any, cmd: Any
+    def _answer(response: Detect.Response, result: Optional[DetectionResult], msg: Any, cmd: Command
                 ) -> Detect.Response:
         if result is None:
             response.success, response.message = False, "the engine is not configured"
             return response
-        if result.failure:
-            response.success, response.message = False, f"cannot ground the command: {result.failure}"
-            return response
-        dets = result.detections
+        notes = "".join(f"; note: {w}" for w in cmd.report.warnings)
+        dets = [] if result.failure else result.detections
         targets = list(cmd.report.targets)
+        # stamped with the image even when empty, as the topic path publishes it
         response.detections = convert.detections_to_msg(dets, msg.header, cmd.id)
         response.info = convert.info_msg(dets, msg.header, cmd.id, cmd.text, targets)
+        if result.failure:
+            response.success = False
+            response.message = f"cannot ground the command in the image: {result.failure}{notes}"
+            return response
         response.success = True
-        response.message = f"{len(dets)} detection(s) for {', '.join(targets)}"
+        response.message = f"{len(dets)} detection(s) for {', '.join(targets)}{notes}"
         return response
