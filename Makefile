@@ -11,7 +11,8 @@ COLCON_BUILD := colcon build --base-paths $(ROOT) --packages-select tinyvlm_ros 
 	--event-handlers console_cohesion- summary+ status- \
 	--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=ON
 
-.PHONY: help setup apt build test demo demo-mcu bench fidelity eval-docs firmware fuzz distill-demo clean
+.PHONY: help setup apt build test demo demo-mcu bench fidelity eval-docs firmware fuzz distill-demo ros2cli \
+	clean clean-venv
 
 help:
 	@echo "make demo    - set up, start the detector, replay a demo bag, print detections"
@@ -23,6 +24,10 @@ help:
 	@echo "make eval-docs - prompt coverage and test-model runs on the shipped photos, refreshes docs/eval.md"
 	@echo "make firmware- cross-compile the MCU firmware and print its size"
 	@echo "make fuzz    - long libFuzzer run of the firmware's frame parser"
+	@echo "make ros2cli - add the ROS 2 command line (ros2 launch/topic/service) to the venv, from"
+	@echo "               a source archive at ROS2CLI_DIR (default ../shared/ros2cli)"
+	@echo "make clean   - remove build/, install/, log/; make clean-venv also removes the venv this"
+	@echo "               clone's setup made (never one it did not make)"
 
 apt:
 	tools/ros_env/apt.sh
@@ -93,5 +98,19 @@ fidelity: build
 eval-docs: build
 	$(ENV) && $(OVERLAY) && python tools/eval_docs.py $(EVAL_ARGS)
 
+# The ROS 2 command line has no PyPI wheels; with ROS 2 from apt it is already there.  This installs it
+# into the venv from an archive of its upstream sources when one is next to the project.
+ROS2CLI_DIR ?= $(or $(TINYVLM_ROS2CLI_DIR),$(ROOT)/../shared/ros2cli)
+ros2cli: setup
+	@if [[ ! -x "$(ROS2CLI_DIR)/install.sh" ]]; then \
+		echo "make ros2cli: no $(ROS2CLI_DIR)/install.sh here. The ROS 2 command line (ros2 launch, topic," \
+			"service) has no wheels: install ROS 2 Jazzy from apt, or give ROS2CLI_DIR=<dir with install.sh>." \
+			"Without it, 'tinyvlm ros command|detect|echo' do what README's ros2 commands do." >&2; \
+		exit 2; fi
+	$(ENV) && "$(ROS2CLI_DIR)/install.sh" >/dev/null && echo "ros2 installed in $$VIRTUAL_ENV; source tools/ros_env/env.sh to use it"
+
 clean:
 	rm -rf build install log
+
+clean-venv:
+	tools/ros_env/clean_venv.sh

@@ -189,11 +189,8 @@ def test_offline_bench_cli_takes_the_command_from_the_bag(bags, tmp_path, capsys
 
 @pytest.fixture(scope="module")
 def known_answer_models(tmp_path_factory):
-    try:
-        from tinyvlm_ros.engine.detector import Detector  # noqa: F401
-        from tinyvlm_ros.testing.models import make_known_answer_set
-    except ImportError as exc:
-        pytest.skip(f"detector or known-answer models not available in this tree: {exc}")
+    from tinyvlm_ros.testing.models import make_known_answer_set
+
     return Path(make_known_answer_set(tmp_path_factory.mktemp("ka")))
 
 
@@ -209,6 +206,53 @@ def test_known_answer_models_find_the_red_block(bags, known_answer_models, tmp_p
     assert s["processed"] == FRAMES
     assert s["recall"] >= 0.8 and s["mean_iou"] >= 0.7, s
     assert _read_topic(out / "bag", bagio.TOPIC_DETECTIONS)
+    # the report and the headline name the model set, kind first
+    name = json.loads((known_answer_models / "manifest.json").read_text())["name"]
+    assert s["model_set"] == {"name": name, "kind": "known-answer"}
+    assert f"with the known-answer model set {name}" in (out / "report.md").read_text().splitlines()[0]
+    assert stdout.startswith(f"offline with the known-answer model set {name}:")
+
+
+def test_recall_on_processed_frames_is_reported_next_to_recall_on_all_frames(tmp_path):
+    from tinyvlm_ros.bench.bag_report import render_markdown
+    from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink
+
+    truth = [Detection("red block", 1.0, (10.0, 10.0, 30.0, 30.0)),
+             Detection("blue ball", 1.0, (50.0, 50.0, 60.0, 60.0))]
+    sink = ResultSink(tmp_path, "pick the red block")
+    for i in range(4):   # every other frame dropped; the answered ones are right
+        ok = i % 2 == 0
+        sink.add(FrameOutcome(index=i, stamp_ns=i, log_ns=i, status="ok" if ok else "dropped",
+                              detections=[truth[0]] if ok else [], latency_s=0.1 if ok else None,
+                              truth=truth))
+    sink.close()
+    s = sink.summary(mode="live", bag=tmp_path / "b", image_topic="/image", wall_s=1.0, cpu_s=0.1,
+                     engine={"models": "m", "kind": "real"})
+    assert s["recall"] == 0.5 and s["recall_processed"] == 1.0 and s["precision"] == 1.0
+    assert s["ground_truth"]["processed_frames"] == 2
+    text = render_markdown(s, [])
+    assert text.splitlines()[0] == "# Bag replay (live) of b with the real model set m"
+    assert "| 0.500 | 1.000 (2 frames) |" in text
+
+
+def test_latency_histogram_bins_are_round_and_cover_the_frames():
+    from tinyvlm_ros.bench.bag_report import latency_bins
+
+    rng = np.random.default_rng(3)
+    for lat, width in [(rng.normal(500, 100, 30), 100.0),    # a short live run: a few 100 ms bars
+                       (rng.normal(20, 2, 5000), 0.5),        # a long offline run: fine bars
+                       (np.full(10, 7.3), 1.0)]:             # every frame alike: one bar
+        edges = latency_bins(lat)
+        w = np.diff(edges)
+        assert np.allclose(w, width), (w[0], width)
+        assert np.allclose(edges / width, np.round(edges / width))   # edges on multiples of the width
+        assert edges[0] <= lat.min() and lat.max() < edges[-1]
+        assert 1 <= len(w) <= 40
+    # a far outlier does not squash the others into one bar: at most 40 bars, the last takes the rest
+    lat = np.concatenate([rng.normal(20, 2, 1000), [2000.0]])
+    edges = latency_bins(lat)
+    assert len(edges) - 1 == 40 and np.diff(edges)[0] <= 1.0
+    assert (lat < edges[-1]).sum() >= 990
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -11,10 +11,8 @@ import pytest
 
 from tinyvlm_ros import cli
 from tinyvlm_ros.bench import pipeline
+from tinyvlm_ros.testing import models as testmodels
 from tinyvlm_ros.testing.scenes import make_scene
-
-testmodels = pytest.importorskip("tinyvlm_ros.testing.models",
-                                 reason="known-answer models come with the detector branch")
 
 
 @pytest.fixture(scope="module")

@@ -94,3 +94,40 @@ def test_missing_models_and_bad_image(model_dir, tmp_path, monkeypatch, capsys):
     junk.write_bytes(b"not an image")
     assert main(["detect", str(junk), "-c", "pen", "--models", str(model_dir)]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def _detect_process(png, command, models):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tinyvlm_ros.cli", "detect", str(png), "-c", command,
+                           "--models", str(models)], capture_output=True, text=True, timeout=120)
+
+
+def test_prints_the_model_kind_and_warns_on_words_outside_the_known_answer_vocabulary(
+        model_dir, scene_png, tmp_path):
+    import shutil
+
+    _, path = scene_png
+    done = _detect_process(path, "take the scissors and the red block", model_dir)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["model_kind"] == "known-answer"
+    first = done.stderr.splitlines()[0]
+    assert "KNOWN-ANSWER" in first and doc["models"] in first
+    assert "'scissors'" in done.stderr and "vocabulary" in done.stderr
+    assert "'red'" not in done.stderr and "'block'" not in done.stderr
+    assert [d["label"] for d in doc["detections"]] == ["red block"]
+
+    done = _detect_process(path, "pick the red block", model_dir)
+    assert done.returncode == 0 and "vocabulary" not in done.stderr
+
+    # the kind comes from the manifest: the same graphs declared random-weight are said to be so
+    other = tmp_path / "declared_random"
+    shutil.copytree(model_dir, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["kind"] = "random"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    done = _detect_process(path, "take the scissors", other)
+    assert done.returncode == 0 and json.loads(done.stdout)["model_kind"] == "random"
+    assert "RANDOM-WEIGHT" in done.stderr and "vocabulary" not in done.stderr

@@ -173,3 +173,60 @@ def test_cli_fetch_from_mirror_and_list(server, tmp_path, capsys):
 def test_cli_unknown_model_is_a_user_error(tmp_path, capsys):
     assert cli.main(["models", "fetch", "nope", "--cache", str(tmp_path)]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def _serve_checkpoints(root, names):
+    for name in names:
+        (root / registry.resolve(name).filename).write_bytes(PAYLOAD)
+
+
+def test_cli_fetch_without_names_gets_exactly_the_default_set_and_how_to_export_it(server, tmp_path, capsys):
+    url, root, log = server
+    _serve_checkpoints(root, registry.MODELS)   # the mirror has every checkpoint; only two are wanted
+    rc = cli.main(["models", "fetch", "--cache", str(tmp_path), "--quiet", "--mirror", url])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    wanted = {"/mobile_sam.pt", "/TinyCLIP-ViT-61M-32-Text-29M-LAION400M.pt"}
+    assert {path for path, _ in log} == wanted
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(w[1:] for w in wanted)
+    assert f"default model set {registry.DEFAULT_SET_NAME}" in out
+    # the export command names the default set's files and writes where the node looks
+    export = out[out.index("tinyvlm models export"):]
+    assert "--clip 61m-32" in export and "8m-16" not in out
+    assert str(tmp_path / "checkpoints" / "TinyCLIP-ViT-61M-32-Text-29M-LAION400M.pt") in export
+    assert f"--out {registry.default_model_set_dir(tmp_path)} " in export
+
+
+def test_cli_fetch_all_and_named(server, tmp_path, capsys):
+    url, root, log = server
+    _serve_checkpoints(root, registry.MODELS)
+    assert cli.main(["models", "fetch", "all", "--cache", str(tmp_path), "--quiet", "--mirror", url]) == 0
+    assert len({path for path, _ in log}) == len(registry.MODELS)
+    capsys.readouterr()
+    assert cli.main(["models", "fetch", "8m-16", "--cache", str(tmp_path / "b"), "--quiet",
+                     "--mirror", url]) == 0
+    out = capsys.readouterr().out
+    assert "default model set" not in out
+    assert f"--out {tmp_path / 'b' / 'sets' / 'mobilesam+tinyclip-8m-16'} " in out
+
+
+def test_cli_export_defaults_to_the_cache_and_names_what_is_missing(tmp_path, capsys):
+    rc = cli.main(["models", "export", "--cache", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(tmp_path / "checkpoints" / "mobile_sam.pt") in err and "models fetch" in err
+
+
+def test_cli_models_help_and_list_show_the_default_set_and_each_set_kind(tmp_path, capsys):
+    from tinyvlm_ros.testing.models import make_known_answer_set
+
+    with pytest.raises(SystemExit):
+        cli.main(["models", "--help"])
+    text = capsys.readouterr().out
+    assert registry.DEFAULT_SET_NAME in text
+    for sub in ("list", "fetch", "export", "make-test"):
+        assert f"tinyvlm models {sub}" in text   # the workflow, not only the names
+    make_known_answer_set(tmp_path / "sets" / "ka")
+    assert cli.main(["models", "list", "--cache", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "model set ka: known-answer" in listing
+    assert f"default set {registry.default_model_set_dir(tmp_path)}: not there yet" in listing

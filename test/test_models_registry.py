@@ -25,8 +25,11 @@ def test_unknown_name_is_a_value_error_listing_known_names():
         registry.resolve("clip-giant")
 
 
-def test_resolve_many_defaults_to_all_and_drops_repeats():
-    assert len(registry.resolve_many(None)) == len(registry.MODELS)
+def test_resolve_many_defaults_to_the_default_set_and_drops_repeats():
+    # the default set's members, as the node's default model_dir names them
+    assert [s.name for s in registry.resolve_many(None)] == registry.DEFAULT_SET_NAME.split("+")
+    assert registry.set_name(registry.resolve_many(None)[1]) == registry.DEFAULT_SET_NAME
+    assert len(registry.resolve_many(["all"])) == len(registry.MODELS)
     assert [s.name for s in registry.resolve_many(["61m-32", "tinyclip-61m-32", "mobilesam"])] == \
         ["tinyclip-61m-32", "mobilesam"]
 
@@ -60,7 +63,6 @@ def test_cache_dir_override_order(tmp_path, monkeypatch):
 
 
 def test_make_test_without_random_writes_the_known_answer_set(tmp_path, capsys):
-    pytest.importorskip("tinyvlm_ros.testing.models", reason="known-answer models come with the detector")
     from tinyvlm_ros import cli
 
     assert cli.main(["models", "make-test", str(tmp_path / "ka")]) == 0

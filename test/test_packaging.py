@@ -49,3 +49,35 @@ def test_core_imports_without_rclpy(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=tmp_path)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_without_rclpy_the_ros_commands_are_absent_and_help_says_why(tmp_path):
+    code = ("import sys; sys.modules['rclpy'] = None\n"
+            "from tinyvlm_ros.cli import build_parser\n"
+            "print(build_parser().format_help())")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    commands = res.stdout.split("positional arguments:")[1].split("options:")[0]
+    assert "models" in commands and "\n    ros " not in commands
+    assert "tinyvlm ros: needs ROS 2's rclpy" in res.stdout
+
+
+def test_with_rclpy_the_ros_commands_are_there(tmp_path):
+    import pytest
+
+    pytest.importorskip("rclpy")
+    res = subprocess.run([sys.executable, "-m", "tinyvlm_ros.cli", "ros", "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0 and all(c in res.stdout for c in ("command", "detect", "echo")), res.stderr
+
+
+def test_the_installed_package_finds_the_firmware_of_the_checkout_it_was_built_from(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TINYVLM_SOURCE_DIR", "TINYVLM_FIRMWARE_DIR")}
+    code = "from tinyvlm_ros.mcu.paths import firmware_dir; print(firmware_dir())"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert os.path.samefile(res.stdout.strip(), SOURCE_DIR / "firmware")

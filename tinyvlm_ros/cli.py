@@ -1,8 +1,9 @@
-"""The ``tinyvlm`` command line: ``detect``, ``models``, ``bench``, ``mcu``, ``eval``.
+"""The ``tinyvlm`` command line: ``detect``, ``models``, ``bench``, ``mcu``, ``eval``, ``ros``.
 
 Each area registers its own subcommands from its own module, so this file only
-routes.  A module that cannot be imported (an optional extra missing) leaves
-its commands out instead of breaking the others; ``tinyvlm --help`` says so.
+routes.  A module that cannot be imported (an optional extra missing, or rclpy
+for ``ros``) leaves its commands out instead of breaking the others; ``tinyvlm
+--help`` says which and why.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _COMMAND_MODULES = [
     ("mcu", "tinyvlm_ros.mcu.cli"),
     ("mcu", "tinyvlm_ros.distill.train"),
     ("eval", "tinyvlm_ros.eval.cli"),
+    ("ros", "tinyvlm_ros.ros.cli"),
 ]
 
 _GROUP_HELP = {
@@ -29,6 +31,7 @@ _GROUP_HELP = {
     "bench": "benchmarks: pipeline and bag replay",
     "mcu": "microcontroller engine: emulate, talk to, distill",
     "eval": "accuracy on annotated photos (run) and prompt coverage without weights (coverage)",
+    "ros": "talk to a running detect_node: send a command, call Detect, echo detections",
 }
 
 
@@ -45,20 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = importlib.import_module(modname)
         except ImportError as exc:
-            if exc.name and modname.startswith(exc.name):
-                continue  # area not built yet
-            unavailable.append(f"{modname}: {exc}")
+            unavailable.append(f"{'tinyvlm ' + group if group else modname}: {exc}")
             continue
         if group is None:
             mod.register(top)
             continue
         if group not in groups:
-            gp = top.add_parser(group, help=_GROUP_HELP.get(group, ""))
+            # a module may describe its group's workflow (shown by `tinyvlm GROUP --help`)
+            gp = top.add_parser(group, help=_GROUP_HELP.get(group, ""),
+                                description=getattr(mod, "GROUP_DESCRIPTION", None),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
             groups[group] = gp.add_subparsers(dest=f"{group}_command", metavar="SUBCOMMAND")
             gp.set_defaults(func=lambda args, _gp=gp: (_gp.print_help(), 2)[1])
         mod.register(groups[group])
     if unavailable:
-        parser.epilog = "unavailable (missing optional dependencies):\n  " + "\n  ".join(unavailable)
+        parser.epilog = "unavailable here (a dependency is missing):\n  " + "\n  ".join(unavailable)
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
@@ -75,6 +79,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (UserError, ValueError, FileNotFoundError) as exc:
         print(f"tinyvlm: error: {exc}", file=sys.stderr)
         return 2
+    except TimeoutError as exc:   # a bounded wait ran out: nothing answered
+        print(f"tinyvlm: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return int(rc or 0)

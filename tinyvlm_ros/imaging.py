@@ -1,4 +1,4 @@
-"""Conversions between ROS image buffers and RGB arrays, without cv_bridge.
+"""Conversions between ROS image buffers (or image files) and RGB arrays, without cv_bridge.
 
 These are plain functions over the fields of ``sensor_msgs/Image`` and
 ``sensor_msgs/CompressedImage`` so they can be tested without ROS and reused
@@ -8,7 +8,9 @@ whose message says what was wrong with the input.
 
 from __future__ import annotations
 
-from typing import Tuple
+import os
+from pathlib import Path
+from typing import Tuple, Union
 
 import numpy as np
 
@@ -169,3 +171,21 @@ def encode_compressed(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> 
     if not ok:
         raise ValueError(f"could not encode image as {fmt}")
     return ("jpeg" if ext == ".jpg" else "png"), buf.tobytes()
+
+
+def read_image_file(path: Union[str, os.PathLike]) -> np.ndarray:
+    """Read an image file (PNG, JPEG, ...) as HxWx3 uint8 RGB.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not an image OpenCV can read.
+    """
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image {p} not found")
+    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"image {p} cannot be read (not an image OpenCV understands)")
+    return np.ascontiguousarray(bgr[..., ::-1])

@@ -3,11 +3,11 @@
 Steps, each idempotent and each wait bounded:
 1. models: the real model set from the cache when it has been fetched and
    exported, otherwise the generated known-answer set (said plainly);
-2. a demo bag of generated scenes with known answers (out/demo/bag);
+2. a demo bag of generated scenes with known answers (out/demo/bag; out/demo-mcu/ for the MCU);
 3. detect_node started as its own process on the bag's topics;
 4. the bag played over DDS with the standing command "pick the red block",
    detections printed as they come back;
-5. the report (out/demo/run/report.md) and its headline numbers.
+5. the report (out/demo/run/report.md, naming the model set and its kind first) and its headline.
 
 Run it with the ROS environment sourced and the package installed (``make
 demo`` does both).  Ctrl-C stops the replay and the node cleanly.
@@ -96,7 +96,10 @@ def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
 
 
 def start_mcu(args: argparse.Namespace, teacher: Path):
-    """Train (once) the distilled encoder, start the firmware under QEMU, return it and the node params."""
+    """Train (once) the distilled encoder and start the firmware under QEMU.
+
+    Returns the emulator, the node's parameters and the encoder's directory.
+    """
     from tinyvlm_ros.mcu.emulate import Emulator
     from tinyvlm_ros.models.registry import cache_dir
 
@@ -112,12 +115,23 @@ def start_mcu(args: argparse.Namespace, teacher: Path):
     say(f"firmware (Cortex-M7 under QEMU) with the distilled encoder {distilled / 'model.tvm'} at {url}")
     # QEMU frames are slow (the emulated UART carries the whole frame): the node drops what it cannot take
     return emulator, {"backend": "mcu", "serial_port": url, "mcu_model_dir": str(distilled),
-                      "mcu_timeout_s": 3.0, "model_dir": str(teacher)}
+                      "mcu_timeout_s": 3.0, "model_dir": str(teacher)}, distilled
+
+
+def model_set_identity(models: Path, distilled: Optional[Path] = None) -> dict:
+    """Name and kind of the model set the node runs, for the report (an MCU encoder by its teacher's)."""
+    from tinyvlm_ros.models.manifest import load_manifest
+
+    ms = load_manifest(models, verify_hashes=False)
+    if distilled is None:
+        return {"models": ms.name, "kind": ms.kind}
+    return {"models": f"{distilled.name} (MCU encoder distilled from {ms.name})", "kind": ms.kind}
 
 
 def main(argv: Optional[list] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "out" / "demo", help="output directory")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output directory (default out/demo, out/demo-mcu for the mcu backend)")
     ap.add_argument("--frames", type=int, default=None, help="frames in the demo bag (default 50; mcu 20)")
     ap.add_argument("--rate", type=float, default=None,
                     help="replay rate in Hz (default 5; mcu 1: QEMU frames are slow, see docs/mcu.md)")
@@ -136,6 +150,7 @@ def main(argv: Optional[list] = None) -> int:
     mcu = args.backend == "mcu"
     args.frames = args.frames or (20 if mcu else 50)
     args.rate = args.rate or (1.0 if mcu else 5.0)
+    args.out = args.out or ROOT / "out" / ("demo-mcu" if mcu else "demo")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # the demo talks to itself only
     os.environ.setdefault("TINYVLM_SOURCE_DIR", str(ROOT))  # the firmware sources, for the mcu backend
 
@@ -163,8 +178,9 @@ def main(argv: Optional[list] = None) -> int:
 
     emulator = None
     params = None
+    distilled = None
     if args.backend == "mcu":
-        emulator, params = start_mcu(args, models)
+        emulator, params, distilled = start_mcu(args, models)
     exe = detect_node_exe()
     ros_args = detect_node_args(bagio.TOPIC_IMAGE_COMPRESSED, models, compressed=True, params=params)
     log_path = out / "detect_node.log"
@@ -186,6 +202,7 @@ def main(argv: Optional[list] = None) -> int:
         summary = run_live(bag, out / "run", command=COMMAND, rate=args.rate, node_pid=node.pid,
                            wait_node_s=args.wait_node, answer_timeout_s=30.0, on_detections=show,
                            node_alive=lambda: node.poll() is None,
+                           model_set=model_set_identity(models, distilled),
                            command_line="python tools/demo.py " + " ".join(argv or sys.argv[1:]))
     except (TimeoutError, ValueError, FileNotFoundError) as exc:
         say(f"error: {exc}")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.bench.bag_report import write_report
-from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink, TruthCache, write_json
+from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink, TruthCache, cpu_seconds, write_json
 from tinyvlm_ros.types import Engine
 
 #: A frame waits this long (bag log time) for ground truth logged after it.
@@ -162,7 +162,7 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
                 if on_frame:
                     on_frame(o)
 
-        cpu0, t0 = _cpu_s(proc), time.perf_counter()
+        cpu0, t0 = cpu_seconds(proc), time.perf_counter()
         try:
             for conn, log_ns, data in reader.raw():
                 if pass_through(reader, conn, log_ns, data, out_bag, gt_topic, truths, _warn):
@@ -196,7 +196,7 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
             error = exc
         finally:
             settle(None)
-            wall, cpu = time.perf_counter() - t0, _cpu_s(proc) - cpu0
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(proc) - cpu0
             if bar is not None:
                 bar.close()
             sink.close()
@@ -243,11 +243,6 @@ def _describe(engine: Engine) -> Dict[str, str]:
         info = {"describe_error": str(exc)}
     info.setdefault("name", str(getattr(engine, "name", type(engine).__name__)))
     return {str(k): str(v) for k, v in info.items()}
-
-
-def _cpu_s(proc: Any) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
 
 
 def _warn(text: str) -> None:

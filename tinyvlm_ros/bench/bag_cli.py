@@ -138,13 +138,17 @@ def _cmd_bag(args: argparse.Namespace) -> int:
 
 
 def headline(summary: Dict[str, Any], out_dir: Path) -> str:
-    """Two lines a person reads at the end of a run."""
+    """Two lines a person reads at the end of a run, the model set's kind first."""
+    from tinyvlm_ros.bench.bag_report import model_set_phrase
+
     lat = summary["latency_ms"]
     acc = ""
     if summary.get("recall") is not None or summary.get("precision") is not None:
-        acc = (f", precision {_f(summary['precision'])}, recall {_f(summary['recall'])}, "
+        acc = (f", precision {_f(summary['precision'])}, recall {_f(summary['recall'])} "
+               f"({_f(summary.get('recall_processed'))} on processed frames), "
                f"mean IoU {_f(summary['mean_iou'])}")
-    return (f"{summary['mode']}: {summary['processed']}/{summary['frames']} frames processed, "
+    return (f"{summary['mode']} with the {model_set_phrase(summary)}: "
+            f"{summary['processed']}/{summary['frames']} frames processed, "
             f"{summary['dropped']} dropped, {summary['corrupt']} corrupt; latency p50 {_f(lat['p50'], 1)} ms "
             f"p95 {_f(lat['p95'], 1)} ms; {_f(summary['throughput_fps'], 1)} fps{acc}\n"
             f"report: {Path(out_dir) / 'report.md'}")

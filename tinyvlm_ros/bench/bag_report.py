@@ -16,6 +16,33 @@ PLOTS = {
 }
 
 
+def latency_bins(latency_ms: np.ndarray, max_bins: int = 40) -> np.ndarray:
+    """Histogram bin edges a reader can use: a 1, 2 or 5 x 10^k ms width, edges on its multiples.
+
+    The width is the Freedman-Diaconis width (robust to a few slow outliers), at most an eighth
+    of the spread between the fastest frame and the 99th percentile (so a short run still gets
+    several bars) and at least a ``max_bins``-th of it, rounded up to a round number.  At most
+    ``max_bins`` bins: values beyond the last edge belong in the last bin (the caller clips).
+    """
+    lat = np.asarray(latency_ms, np.float64)
+    lat = lat[np.isfinite(lat)]
+    if lat.size == 0:
+        return np.array([0.0, 1.0])
+    lo, hi = float(lat.min()), float(lat.max())
+    q25, q75, q99 = np.percentile(lat, [25, 75, 99])
+    spread = float(q99) - lo
+    if spread <= 0:
+        width = 1.0   # every frame took the same time: one 1 ms bar
+    else:
+        fd = 2.0 * float(q75 - q25) / lat.size ** (1.0 / 3.0)
+        width = max(min(fd, spread / 8.0), spread / max_bins)
+    exp = np.floor(np.log10(width))
+    width = next(m * 10.0 ** exp for m in (1.0, 2.0, 5.0, 10.0) if m * 10.0 ** exp >= width * (1 - 1e-9))
+    first = np.floor(lo / width) * width
+    n = min(max_bins, int(np.floor((hi - first) / width)) + 1)
+    return first + width * np.arange(n + 1)
+
+
 def write_plots(sink: ResultSink, out_dir: Path, title: str = "") -> List[str]:
     """Write the three PNG plots into ``out_dir``; return their file names."""
     import matplotlib
@@ -54,8 +81,24 @@ def write_plots(sink: ResultSink, out_dir: Path, title: str = "") -> List[str]:
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     if lat.size:
-        ax.hist(lat, bins=min(50, max(5, int(np.sqrt(lat.size)))), color="tab:blue", alpha=0.8)
-    save("histogram", "latency [ms]", "frames", "Latency histogram")
+        edges = latency_bins(lat)
+        width = edges[1] - edges[0]
+        over = int((lat >= edges[-1]).sum())
+        # the slowest frames beyond the last edge go into the last bar, which says so
+        ax.hist(np.minimum(lat, edges[-1] - width / 2), bins=edges, color="tab:blue", alpha=0.8,
+                edgecolor="white", linewidth=0.5)
+        if over:
+            ax.annotate(f"{over} at >= {edges[-1] - width:g} ms", (edges[-1] - width / 2, 0),
+                        xytext=(0, 12), textcoords="offset points", ha="right", fontsize=8)
+        for q, style in ((50, "--"), (95, ":")):
+            ax.axvline(np.percentile(lat, q), color="tab:red", ls=style, lw=1, label=f"p{q}")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        hist_title = f"Latency histogram ({lat.size} frames, {width:g} ms bins)"
+    else:
+        ax.text(0.5, 0.5, "no processed frames", ha="center", va="center", transform=ax.transAxes)
+        hist_title = "Latency histogram"
+    save("histogram", "latency [ms]", "frames", hist_title)
 
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
     top = max(1, int(ndet.max())) if ndet.size else 1
@@ -82,11 +125,25 @@ def _fmt(v: Any, unit: str = "", nd: int = 1) -> str:
     return f"{v}{unit}"
 
 
+def model_set_phrase(summary: Dict[str, Any]) -> str:
+    """Which model set the numbers belong to, kind first: "known-answer model set known-answer-s512-d16"."""
+    ms = summary.get("model_set") or {}
+    name, kind = ms.get("name"), ms.get("kind")
+    if name and kind:
+        return f"{kind} model set {name}"
+    if name:
+        return f"model set {name} of unknown kind"
+    engine = summary.get("engine") or {}
+    what = engine.get("name") or engine.get("model") or engine.get("node") or "?"
+    return f"no model set named (engine: {what})"
+
+
 def render_markdown(summary: Dict[str, Any], plots: List[str]) -> str:
     """Markdown text of the report: headline table, accuracy, engine, plots, files."""
     lat = summary["latency_ms"]
     lines = [
-        f"# Bag replay: {Path(summary['bag']).name} ({summary['mode']})",
+        f"# Bag replay ({summary['mode']}) of {Path(summary['bag']).name} "
+        f"with the {model_set_phrase(summary)}",
         "",
         f"Command: `{summary['command']}` on `{summary['image_topic']}`, finished {summary['finished']}.",
         "",
@@ -113,12 +170,16 @@ def render_markdown(summary: Dict[str, Any], plots: List[str]) -> str:
         lines += [
             f"## Accuracy against the bag's ground truth (IoU >= {gt['iou_threshold']})",
             "",
-            "| frames | precision | recall | mean IoU | TP | FP | FN |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "| frames | precision | recall, all frames | recall, processed frames | mean IoU | TP | FP "
+            "| FN |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {gt['frames']} | {_fmt(gt['precision'], '', 3)} | {_fmt(gt['recall'], '', 3)} "
+            f"| {_fmt(gt.get('recall_processed'), '', 3)} ({gt.get('processed_frames', 'n/a')} frames) "
             f"| {_fmt(gt['mean_iou'], '', 3)} | {gt['tp']} | {gt['fp']} | {gt['fn']} |",
             "",
-            "Only ground-truth objects named in the command count; dropped frames count as misses.",
+            "Only ground-truth objects named in the command count.  Recall over all frames counts the "
+            "objects of a dropped frame as missed (the robot got no answer for it); recall over processed "
+            "frames is the detector's own, on the frames it answered.",
             "",
         ]
     else:

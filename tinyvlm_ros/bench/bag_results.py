@@ -85,6 +85,17 @@ class FrameOutcome:
     error: str = ""
 
 
+def cpu_seconds(proc: Any) -> float:
+    """User + system CPU seconds a ``psutil.Process`` has used so far."""
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def rss_mb(proc: Any) -> float:
+    """Resident memory of a ``psutil.Process`` in MiB."""
+    return proc.memory_info().rss / 2**20
+
+
 def percentile(values: Any, q: float) -> Optional[float]:
     """q-th percentile of ``values`` or None when empty."""
     if len(values) == 0:
@@ -126,8 +137,10 @@ class ResultSink:
         self.n_dets = array("q")
         self.rss_mb = array("d")
         self.tp = self.fp = self.fn = 0
+        self.tp_processed = self.fn_processed = 0   # the same, over the frames the engine answered
         self.ious = array("d")
         self.frames_with_truth = 0
+        self.processed_with_truth = 0
         self.peak_rss_mb = 0.0
         self.rows = 0
         self._rss_every = 10
@@ -138,7 +151,7 @@ class ResultSink:
             raise ValueError(f"unknown frame status {o.status!r}")
         self.counts[o.status] += 1
         if self.rows % self._rss_every == 0:
-            rss = self._proc.memory_info().rss / 2**20
+            rss = rss_mb(self._proc)
             self.peak_rss_mb = max(self.peak_rss_mb, rss)
             self.rss_mb.append(rss)
         row: Dict[str, Any] = {"index": o.index, "stamp_ns": o.stamp_ns, "log_ns": o.log_ns,
@@ -166,6 +179,10 @@ class ResultSink:
             self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
             self.ious.extend(ious)
             self.frames_with_truth += 1
+            if o.status == "ok":
+                self.tp_processed += tp
+                self.fn_processed += fn
+                self.processed_with_truth += 1
             row.update(tp=tp, fp=fp, fn=fn, mean_iou=f"{np.mean(ious):.4f}" if ious else "")
         self._csv.writerow(row)
         self._csv_file.flush()
@@ -186,17 +203,28 @@ class ResultSink:
             self._csv_file.close()
 
     def metrics(self) -> Dict[str, Optional[float]]:
-        """Precision, recall and mean IoU of true positives; None without ground truth."""
+        """Precision, recall (all frames, and processed frames only) and mean IoU; None without ground truth.
+
+        ``recall`` counts a dropped frame's objects as missed (the robot got no
+        answer for it); ``recall_processed`` is the engine's own recall on the
+        frames it answered.  Both are None when there was nothing to find.
+        """
         if not self.frames_with_truth:
-            return {"precision": None, "recall": None, "mean_iou": None}
+            return {"precision": None, "recall": None, "recall_processed": None, "mean_iou": None}
         p = self.tp / (self.tp + self.fp) if self.tp + self.fp else None  # nothing detected: undefined
         r = self.tp / (self.tp + self.fn) if self.tp + self.fn else None  # nothing to find: undefined
+        seen = self.tp_processed + self.fn_processed
+        rp = self.tp_processed / seen if seen else None
         miou = float(np.mean(self.ious)) if len(self.ious) else None
-        return {"precision": p, "recall": r, "mean_iou": miou}
+        return {"precision": p, "recall": r, "recall_processed": rp, "mean_iou": miou}
 
     def summary(self, *, mode: str, bag: Path, image_topic: str, engine: Dict[str, str], wall_s: float,
                 cpu_s: float, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        """Return the run's summary.json content."""
+        """Return the run's summary.json content.
+
+        ``engine`` describes what answered (an engine's or the node's ``describe()``); its
+        ``models`` and ``kind`` name the model set the numbers belong to.
+        """
         frames = sum(self.counts.values())
         processed = self.counts["ok"]
         lat = {f"p{q}": _round(percentile(self.latency_ms, q)) for q in (50, 95, 99)}
@@ -209,6 +237,7 @@ class ResultSink:
             "image_topic": image_topic,
             "command": self.command,
             "engine": engine,
+            "model_set": {"name": engine.get("models"), "kind": engine.get("kind")},
             "frames": frames,
             "processed": processed,
             "dropped": self.counts["dropped"],
@@ -223,10 +252,13 @@ class ResultSink:
                 "frames": self.frames_with_truth,
                 "iou_threshold": self.iou_threshold,
                 "tp": self.tp, "fp": self.fp, "fn": self.fn,
+                "processed_frames": self.processed_with_truth,
+                "tp_processed": self.tp_processed, "fn_processed": self.fn_processed,
                 **{k: _round(v) for k, v in m.items()},
             } if self.frames_with_truth else None,
             "precision": _round(m["precision"]),
             "recall": _round(m["recall"]),
+            "recall_processed": _round(m["recall_processed"]),
             "mean_iou": _round(m["mean_iou"]),
             "machine": {"platform": platform.platform(),
                         "processor": platform.processor() or platform.machine(),

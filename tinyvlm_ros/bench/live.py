@@ -20,6 +20,7 @@ Interface expected from detect_node (its topics relative to its namespace):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -32,7 +33,8 @@ from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.bench.bag import (choose_image_topic, command_from_bag, open_output_bag, pass_through,
                                    prepare_out_dir, progress_bar, truth_topic)
 from tinyvlm_ros.bench.bag_report import write_report
-from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink, TruthCache, write_json
+from tinyvlm_ros.bench.bag_results import (FrameOutcome, ResultSink, TruthCache, cpu_seconds, rss_mb,
+                                           write_json)
 
 DEFAULT_COMMAND_TOPIC = "/command"
 DEFAULT_DETECTIONS_TOPIC = "/detections"
@@ -67,7 +69,8 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
              max_frames: Optional[int] = None, node_pid: Optional[int] = None, wait_node_s: float = 20.0,
              answer_timeout_s: float = 10.0, warmup_s: float = 0.5, write_bag: bool = True,
              command_line: str = "", on_detections: Optional[Callable[[FrameOutcome], None]] = None,
-             node_alive: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+             node_alive: Optional[Callable[[], bool]] = None,
+             model_set: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Replay ``bag`` into a running detect_node and write the same outputs as an offline run.
 
     Args:
@@ -78,13 +81,15 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
         answer_timeout_s: a frame without an answer after this long is dropped.
         on_detections: called with each answered frame (the demo prints them).
         node_alive: polled while waiting; False ends the run with an error.
+        model_set: ``models`` (name) and ``kind`` of the set the node runs, for what its ``~/status``
+            does not say (an MCU backend names no host model set).
 
     Raises:
         BagError: bag problems; TimeoutError: no node showed up or it stopped answering.
     """
     import psutil
 
-    rclpy, ctx, node, executor = _ros_up()
+    ros, node, executor = _ros_up()
     if rate is not None and not rate > 0:
         raise ValueError(f"--rate must be positive, got {rate}")
     bag = Path(bag)
@@ -114,6 +119,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
             det_reliability = _wait_for_node(node, executor, command_pub, detections_topic,
                                              pub_topic, wait_node_s, node_alive)
+            statuses = _listen_to_status(node, executor, detections_topic)
             if _subscriber_wants_reliable(node, pub_topic):
                 # A reliable subscription never matches a best-effort publisher: follow the node.
                 image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -178,8 +184,8 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
             _spin_until(executor, lambda: False, warmup_s)  # let the node take the command first
 
             status, error = "complete", None
-            cpu0, t0 = _cpu_s(proc), time.perf_counter()
-            node_cpu0 = _cpu_s(node_proc) if node_proc else 0.0
+            cpu0, t0 = cpu_seconds(proc), time.perf_counter()
+            node_cpu0 = cpu_seconds(node_proc) if node_proc else 0.0
             node_peak_rss = 0.0
             start_wall, first_log, index = time.monotonic(), None, 0
             try:
@@ -222,7 +228,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                     index += 1
                     expire()
                     if node_proc is not None and index % 10 == 0:
-                        node_peak_rss = max(node_peak_rss, _rss_mb(node_proc))
+                        node_peak_rss = max(node_peak_rss, rss_mb(node_proc))
                 # Give the node time to answer the last frames.
                 deadline = time.monotonic() + answer_timeout_s
                 while pending and time.monotonic() < deadline:
@@ -238,7 +244,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 for sent in list(pending.values()):
                     finish(sent, "dropped", [], None)
                 pending.clear()
-                wall, cpu = time.perf_counter() - t0, _cpu_s(proc) - cpu0
+                wall, cpu = time.perf_counter() - t0, cpu_seconds(proc) - cpu0
                 if bar is not None:
                     bar.close()
                 sink.close()
@@ -255,12 +261,13 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
             }
             if node_proc is not None:
                 try:
-                    extra["node_cpu_percent"] = round(100.0 * (_cpu_s(node_proc) - node_cpu0) / wall, 1)
-                    extra["node_peak_rss_mb"] = round(max(node_peak_rss, _rss_mb(node_proc)), 1)
+                    extra["node_cpu_percent"] = round(100.0 * (cpu_seconds(node_proc) - node_cpu0) / wall, 1)
+                    extra["node_peak_rss_mb"] = round(max(node_peak_rss, rss_mb(node_proc)), 1)
                 except psutil.Error:
                     pass
-            summary = sink.summary(mode="live", bag=bag, image_topic=topic,
-                                   engine={"node": "detect_node", "detections_topic": detections_topic},
+            engine_info = {**(model_set or {}), **_node_engine(executor, statuses),
+                           "node": "detect_node", "detections_topic": detections_topic}
+            summary = sink.summary(mode="live", bag=bag, image_topic=topic, engine=engine_info,
                                    wall_s=wall, cpu_s=cpu, extra=extra)
         write_json(out_dir / "summary.json", summary)
         write_report(summary, sink, out_dir)
@@ -268,49 +275,30 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
             raise error
         return summary
     finally:
-        _ros_down(rclpy, ctx, node, executor)
+        ros.close()
 
 
 def _ros_up() -> Any:
     try:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Image  # noqa: F401  (checked here so the message is clear)
-        from vision_msgs.msg import Detection2DArray  # noqa: F401
+        from tinyvlm_ros.ros import client
     except ImportError as exc:
         raise ValueError(f"--live needs ROS 2 (rclpy, vision_msgs): source tools/ros_env/env.sh or your "
                          f"ROS setup ({exc})") from None
-    ctx = Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node(f"tinyvlm_bag_player_{os.getpid()}", context=ctx)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(node)
-    return rclpy, ctx, node, executor
-
-
-def _ros_down(rclpy: Any, ctx: Any, node: Any, executor: Any) -> None:
-    try:
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown(context=ctx)
+    stack = contextlib.ExitStack()
+    node, executor = stack.enter_context(client.client_node("tinyvlm_bag_player"))
+    return stack, node, executor
 
 
 def _spin_until(executor: Any, predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        executor.spin_once(timeout_sec=min(left, 0.05))
-    return True
+    from tinyvlm_ros.ros.client import spin_until
+
+    return spin_until(executor, predicate, timeout_s)
 
 
 def _wait_for_node(node: Any, executor: Any, command_pub: Any, detections_topic: str,
                    image_topic: str, timeout_s: float, node_alive: Optional[Callable[[], bool]]) -> Any:
     """Wait for a node on the image, command and detections topics; return its detections reliability."""
-    from rclpy.qos import ReliabilityPolicy
+    from tinyvlm_ros.ros.client import publishers_reliability
 
     def ready() -> bool:
         if node_alive is not None and not node_alive():
@@ -328,10 +316,38 @@ def _wait_for_node(node: Any, executor: Any, command_pub: Any, detections_topic:
             f"{' '.join(detect_node_args(image_topic))} -p model_dir:=DIR\n"
             f"Topics seen: {', '.join(have) or 'none'}")
     # Match the node's detections QoS: a reliable subscription would never hear a best-effort publisher.
-    infos = node.get_publishers_info_by_topic(detections_topic)
-    if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
-        return ReliabilityPolicy.RELIABLE
-    return ReliabilityPolicy.BEST_EFFORT
+    return publishers_reliability(node, detections_topic)
+
+
+def _listen_to_status(node: Any, executor: Any, detections_topic: str) -> Optional[List[Any]]:
+    """Subscribe to the latched ``~/status`` of the nodes publishing ``detections_topic``.
+
+    Returns the list the statuses arrive in, or None when there is nothing to listen to (the
+    interfaces are not built).  Subscribing at the start leaves discovery the whole replay to
+    deliver the status.
+    """
+    from tinyvlm_ros.ros.client import STATUS_QOS, named_endpoints, status_topic
+
+    try:
+        from tinyvlm_ros.msg import DetectorStatus
+    except ImportError:
+        return None
+    got: List[Any] = []
+    infos = named_endpoints(executor, lambda: node.get_publishers_info_by_topic(detections_topic))
+    for i in infos:
+        node.create_subscription(DetectorStatus, status_topic(i), got.append, STATUS_QOS)
+    return got if infos else None
+
+
+def _node_engine(executor: Any, statuses: Optional[List[Any]], timeout_s: float = 5.0) -> Dict[str, str]:
+    """Return what the node says it runs: its last status's ``models`` key-values ({} when none came)."""
+    if statuses is None:
+        return {}
+    try:
+        _spin_until(executor, lambda: bool(statuses and statuses[-1].models), timeout_s)
+    except Exception:  # the context went down with Ctrl-C: report without it
+        pass
+    return {str(kv.key): str(kv.value) for kv in statuses[-1].models} if statuses else {}
 
 
 def _undecodable(msg: Any) -> str:
@@ -359,12 +375,3 @@ def _subscriber_wants_reliable(node: Any, topic: str) -> bool:
 
     return any(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
                for i in node.get_subscriptions_info_by_topic(topic))
-
-
-def _cpu_s(proc: Any) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
-
-
-def _rss_mb(proc: Any) -> float:
-    return proc.memory_info().rss / 2**20

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+import sys
+from typing import Sequence
 
 import cv2
-import numpy as np
 
 from tinyvlm_ros.grounding import ParsedCommand
 from tinyvlm_ros.types import DetectionResult
@@ -40,20 +40,25 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.set_defaults(func=run)
 
 
-def load_image(path: str) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB.
+#: How each kind of model set is named on the line ``tinyvlm detect`` prints first (manifest ``kind``).
+_KIND_NOTE = {
+    "real": "REAL",
+    "random": "RANDOM-WEIGHT (detections are meaningless; for timing only)",
+    "known-answer": "KNOWN-ANSWER (generated test models: colour and shape words only)",
+}
 
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not an image OpenCV can read.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"image {p} not found")
-    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"image {p} cannot be read (not an image OpenCV understands)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+def _warn_unknown_words(targets: Sequence[str]) -> None:
+    """Say which target words a known-answer set cannot match, instead of a silent empty answer."""
+    from tinyvlm_ros.testing.models import COLOUR_NAMES, SHAPE_WORDS, unknown_words
+
+    unknown = [w for phrase in targets for w in unknown_words(phrase)]
+    if unknown:
+        shapes = [w for words in SHAPE_WORDS.values() for w in words]
+        print(f"tinyvlm detect: warning: outside the known-answer vocabulary: "
+              f"{', '.join(repr(w) for w in unknown)}; a phrase with such a word matches nothing. These "
+              f"models know colours "
+              f"({', '.join(COLOUR_NAMES)}) and shapes ({', '.join(shapes)}).", file=sys.stderr)
 
 
 def result_to_dict(result: DetectionResult) -> dict:
@@ -99,16 +104,23 @@ def run(args: argparse.Namespace, out=None) -> int:
     from tinyvlm_ros.annotate import draw
     from tinyvlm_ros.backends import default_model_dir
     from tinyvlm_ros.grounding import parse_command
+    from tinyvlm_ros.imaging import read_image_file
 
     # --models, else the cache's default set (as the node does)
     models = args.models or str(default_model_dir())
     parsed = parse_command(args.command)  # a command that names nothing fails before models load
-    image = load_image(args.image)
+    image = read_image_file(args.image)
     det = Detector.from_dir(models, mode=args.mode, threads=args.threads, matryoshka_dim=args.matryoshka_dim)
     result = det.detect(image, parsed, score_threshold=args.threshold,
                         max_detections=args.max_detections, return_masks=bool(args.out))
+    info = det.describe()
+    print(f"tinyvlm detect: {_KIND_NOTE.get(info['kind'], info['kind'])} model set {info['models']} "
+          f"({info['model_dir']})", file=sys.stderr)
+    if info["kind"] == "known-answer":
+        _warn_unknown_words(result.targets)
     doc = {"image": str(args.image), "command": args.command, "mode": args.mode,
-           "models": det.describe()["models"], **understanding_to_dict(parsed), **result_to_dict(result)}
+           "models": info["models"], "model_kind": info["kind"], **understanding_to_dict(parsed),
+           **result_to_dict(result)}
     report_understanding(parsed, result)
     if args.out:
         rgb = draw(image, result.detections)

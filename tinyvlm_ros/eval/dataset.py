@@ -150,9 +150,9 @@ class Dataset:
 
     def load(self, image: EvalImage) -> np.ndarray:
         """Read the photo as HxWx3 uint8 RGB (grey photos replicated); check its size against the JSON."""
-        from tinyvlm_ros.engine.cli import load_image
+        from tinyvlm_ros.imaging import read_image_file
 
-        rgb = load_image(str(image.path))
+        rgb = read_image_file(image.path)
         if rgb.shape[:2] != (image.height, image.width):
             raise ValueError(f"{self.annotations}: image {image.file_name!r} is "
                              f"{rgb.shape[1]}x{rgb.shape[0]} but the annotations say "

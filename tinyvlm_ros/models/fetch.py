@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, TextIO
 
-from tinyvlm_ros.models.registry import ModelSpec, cache_dir, checkpoint_path
+from tinyvlm_ros.models.registry import (MODELS, ModelSpec, cache_dir, checkpoint_path, default_set_models,
+                                         model_set_dir)
 
 #: Seconds a connect or a single read may block.
 DEFAULT_TIMEOUT_S = 30.0
@@ -164,16 +165,28 @@ def fetch(specs: Sequence[ModelSpec], cache: Optional[os.PathLike] = None, *,
     return outcomes
 
 
+def export_clip(specs: Sequence[ModelSpec]) -> ModelSpec:
+    """Return the TinyCLIP to show the export command for: the default set's when fetched, else the first."""
+    clips = [spec for spec in specs if spec.family == "clip"]
+    default_clip = next(spec for spec in default_set_models() if spec.family == "clip")
+    return default_clip if default_clip in clips or not clips else clips[0]
+
+
+def export_command(clip: ModelSpec, cache: Optional[os.PathLike] = None) -> List[str]:
+    """Lines of the ``tinyvlm models export`` command that turns the cached checkpoints into a model set."""
+    ckpts = cache_dir(cache) / "checkpoints"
+    return [f"  tinyvlm models export --sam {ckpts / MODELS['mobilesam'].filename} --clip "
+            f"{clip.name.split('tinyclip-', 1)[1]} \\",
+            f"      --clip-ckpt {ckpts / clip.filename} \\",
+            f"      --out {model_set_dir(clip, cache)} --int8"]
+
+
 def missing_report(outcomes: Sequence[FetchOutcome], cache: Optional[os.PathLike] = None) -> str:
     """Say which files are missing, where each belongs, and how to provide and export them."""
     missing = [o for o in outcomes if o.status == "missing"]
     if not missing:
         return ""
     root = cache_dir(cache)
-    # Show the export command for the TinyCLIP variant asked for (the reference recipe's by default).
-    clip = next((o.spec for o in outcomes if o.spec.family == "clip"), None)
-    clip_alias = clip.name.split("tinyclip-", 1)[1] if clip else "61m-32"
-    clip_file = clip.filename if clip else "TinyCLIP-ViT-61M-32-Text-29M-LAION400M.pt"
     lines = [f"{len(missing)} checkpoint(s) missing from {root / 'checkpoints'}:"]
     for o in missing:
         lines.append(f"  {o.spec.name}: {o.path}  (~{o.spec.approx_mb:.0f} MB)")
@@ -183,9 +196,7 @@ def missing_report(outcomes: Sequence[FetchOutcome], cache: Optional[os.PathLike
         "To provide them without network access here, download each URL on a machine that has it",
         "(e.g. `curl -L -o FILE URL`) and copy it to the path shown, then run `tinyvlm models fetch`",
         "again to verify, and export the ONNX model set (needs the export extra: torch, open_clip):",
-        f"  tinyvlm models export --sam {root / 'checkpoints' / 'mobile_sam.pt'} --clip {clip_alias} \\",
-        f"      --clip-ckpt {root / 'checkpoints' / clip_file} \\",
-        f"      --out {root / 'sets' / ('mobilesam+tinyclip-' + clip_alias)} --int8",
+        *export_command(export_clip([o.spec for o in outcomes]), cache),
         "Without any checkpoint: `tinyvlm models make-test DIR` (known-answer models, no torch) or",
         "`tinyvlm models make-test DIR --random` (real architectures, random weights, for timing).",
     ]

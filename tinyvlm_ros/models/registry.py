@@ -131,9 +131,24 @@ def resolve(name: str) -> ModelSpec:
     return MODELS[key]
 
 
+def default_set_models() -> List[ModelSpec]:
+    """Return the checkpoints of the default model set: the members named in :data:`DEFAULT_SET_NAME`."""
+    return [resolve(name) for name in DEFAULT_SET_NAME.split("+")]
+
+
+def set_name(clip: ModelSpec) -> str:
+    """Name of the model set MobileSAM + ``clip`` export into ("mobilesam+tinyclip-61m-32")."""
+    return f"{MODELS['mobilesam'].name}+{clip.name}"
+
+
 def resolve_many(names: Optional[Sequence[str]]) -> List[ModelSpec]:
-    """Resolve names (all models when None or empty), keeping order and dropping repeats."""
+    """Resolve names (the default set's checkpoints when None or empty), keeping order and dropping repeats.
+
+    ``["all"]`` gives every registry model.
+    """
     if not names:
+        return default_set_models()
+    if [n.strip().lower() for n in names] == ["all"]:
         return list(MODELS.values())
     out: List[ModelSpec] = []
     for n in names:
@@ -170,6 +185,11 @@ def checkpoint_path(spec: ModelSpec, cache: Optional[os.PathLike] = None) -> Pat
     return cache_dir(cache) / "checkpoints" / spec.filename
 
 
+def model_set_dir(clip: ModelSpec, cache: Optional[os.PathLike] = None) -> Path:
+    """Return where ``tinyvlm models export`` writes the set of MobileSAM + ``clip`` in the cache."""
+    return cache_dir(cache) / "sets" / set_name(clip)
+
+
 def default_model_set_dir(cache: Optional[os.PathLike] = None) -> Path:
-    """Return the directory ``tinyvlm models export`` writes the default model set to."""
+    """Return the directory of the default model set (what the node and the CLI load by default)."""
     return cache_dir(cache) / "sets" / DEFAULT_SET_NAME

@@ -33,8 +33,9 @@ crop that misses a word scores below them, so the calibrated matcher says
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, FrozenSet, List, Sequence, Union
 
 import numpy as np
 import onnx
@@ -351,6 +352,24 @@ def keyword_corpus() -> List[str]:
     for syn in SHAPE_WORDS.values():
         words.extend(syn)
     return [w for w in words if len(w) > 1 or w.isalpha()]
+
+
+def vocabulary() -> FrozenSet[str]:
+    """Every word the known-answer text tower gives a meaning (colours, shapes, generic and filler words).
+
+    Any other word embeds as *other*, which no crop has: a phrase with one never matches.
+    """
+    return frozenset(keyword_corpus())
+
+
+def unknown_words(text: str) -> List[str]:
+    """Words of ``text`` outside :func:`vocabulary`, in order, each once."""
+    known = vocabulary()
+    out: List[str] = []
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if word not in known and word not in out:
+            out.append(word)
+    return out
 
 
 def make_known_answer_set(out_dir: Union[str, Path], input_size: int = 512, embed_dim: int = 16,
