@@ -74,12 +74,21 @@ fuzz: apt
 
 # Benchmarks; each writes its numbers (with the command) into docs/.
 # Pipeline: random-weight MobileSAM (512 and 1024 input) + TinyCLIP 61M-32 sets, made once.
+# Pipeline benchmark: our modes on every shipped photo, the stock PyTorch recipe on the first
+# PEER_FRAMES of them (the slow part), interleaved; then the pipeline section of docs/benchmarks.md.
+PIPELINE_FRAMES ?= 8
+PEER_FRAMES ?= 3
+PIPELINE_PROVIDERS ?= openvino-bf16,cpu
+PIPELINE_JSON = docs/bench/pipeline_mobilesam$${size}_tinyclip61m32_random.json
 bench: build firmware
-	$(ENV) && $(OVERLAY) && for size in 512 1024; do \
-		test -f out/models/random-$$size/manifest.json || tinyvlm models make-test out/models/random-$$size \
-			--random --clip 61m-32 --sam-input $$size --int8; \
-		tinyvlm bench pipeline --models out/models/random-$$size --frames 8 \
-			--json docs/bench/pipeline_mobilesam$${size}_tinyclip61m32_random.json; done
+	$(ENV) && $(OVERLAY) && for size in 1024 512; do \
+		test -f out/models/random-$$size/sam_decoder_window.onnx || tinyvlm models make-test \
+			out/models/random-$$size --random --clip 61m-32 --sam-input $$size --int8; \
+		tinyvlm bench pipeline --models out/models/random-$$size --frames $(PIPELINE_FRAMES) --peer \
+			--peer-frames $(PEER_FRAMES) --providers $(PIPELINE_PROVIDERS) --json $(PIPELINE_JSON); done
+	$(ENV) && $(OVERLAY) && tinyvlm bench pipeline-report docs/bench/pipeline_mobilesam{1024,512}_tinyclip61m32_random.json \
+		--markdown docs/benchmarks.md --command "make bench  # PIPELINE_FRAMES=$(PIPELINE_FRAMES) PEER_FRAMES=$(PEER_FRAMES) PIPELINE_PROVIDERS=$(PIPELINE_PROVIDERS)" \
+		--command "tinyvlm models make-test out/models/random-SIZE --random --clip 61m-32 --sam-input SIZE --int8"
 	$(ENV) && $(OVERLAY) && tinyvlm bench node --frames 60 --rate 5 \
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py

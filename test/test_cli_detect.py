@@ -55,10 +55,12 @@ def test_models_from_the_cache_default_set_and_options(model_dir, scene_png, tmp
     monkeypatch.setenv("TINYVLM_MODELS", str(tmp_path / "cache"))   # the cache; its default set is used
     shutil.copytree(model_dir, default_model_set_dir())
     rc = main(["detect", str(path), "-c", "pick a ball", "--mode", "thorough", "--max", "1",
-               "--threshold", "0.6"])
+               "--threshold", "0.6", "--providers", "tensorrt,cpu", "--decoder-window", "0"])
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["mode"] == "thorough" and doc["work"]["decoder_calls"] == 256
+    assert doc["work"]["decoder_full"] == 256  # no window: every prompt on the whole grid
+    assert "sam_encoder.onnx on " in doc["runtimes"]
     assert len(doc["detections"]) == 1 and doc["detections"][0]["score"] >= 0.6
 
 

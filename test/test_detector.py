@@ -265,7 +265,8 @@ def test_known_answer_manifest(model_dir):
     from tinyvlm_ros.models.manifest import load_manifest, sha256_file
     doc = json.loads((model_dir / "manifest.json").read_text())
     assert doc["kind"] == "known-answer" and doc["format"] == 1
-    assert set(doc["files"]) == {"sam_encoder.onnx", "sam_decoder.onnx", "clip_visual.onnx", "clip_text.onnx",
+    assert set(doc["files"]) == {"sam_encoder.onnx", "sam_decoder.onnx", "sam_decoder_window.onnx",
+                                 "clip_visual.onnx", "clip_text.onnx",
                                  "bpe_vocab.txt.gz"}
     for name, digest in doc["files"].items():
         assert sha256_file(model_dir / name) == digest

@@ -38,7 +38,8 @@ def test_manifest_follows_the_contract(random_set):
     assert m["sam"]["input_size"] == 512 and m["sam"]["embed_size"] == 32
     assert m["sam"]["encoder"] == "sam_encoder.onnx" and m["clip"]["text"] == "clip_text.onnx"
     # each int8 graph was measured against fp32; the set runs it only when it met every bound
-    running = {"sam_decoder": m["sam"]["decoder"], "clip_visual": m["clip"]["visual"]}
+    running = {"sam_decoder": m["sam"]["decoder"], "sam_decoder_window": m["sam"]["decoder_window"],
+               "clip_visual": m["clip"]["visual"]}
     for graph, entry in m["int8"].items():
         assert entry["bounds"] == int8_check.INT8_BOUNDS[graph]
         met = all(entry["metrics"][k] >= b for k, b in entry["bounds"].items())
@@ -46,14 +47,14 @@ def test_manifest_follows_the_contract(random_set):
         assert (random_set / entry["file"]).is_file() == met
         assert all(0.0 <= entry["metrics"][k] <= 1.0 + 1e-6 for k in entry["bounds"])
         assert entry["calibration"]
-    assert set(m["int8"]) == {"sam_decoder", "clip_visual"}
+    assert set(m["int8"]) == {"sam_decoder", "sam_decoder_window", "clip_visual"}
     assert load_manifest(random_set).int8["sam_decoder"].used == m["int8"]["sam_decoder"]["used"]
     assert m["clip"]["embed_dim"] == 512 and m["clip"]["context_length"] == 77
     assert m["clip"]["tokenizer"] == "bpe_vocab.txt.gz"
     for name, digest in m["files"].items():
         assert hashlib.sha256((random_set / name).read_bytes()).hexdigest() == digest
-    for name in ("sam_encoder.onnx", "sam_decoder.onnx", "clip_visual.onnx", "clip_text.onnx",
-                 "bpe_vocab.txt.gz"):
+    for name in ("sam_encoder.onnx", "sam_decoder.onnx", "sam_decoder_window.onnx", "clip_visual.onnx",
+                 "clip_text.onnx", "bpe_vocab.txt.gz"):
         assert name in m["files"]
     diffs = m["source"]["max_abs_diff_vs_torch"]
     assert diffs["sam_encoder.onnx"] < 1e-3 and diffs["clip_text.onnx"] < 1e-3

@@ -57,7 +57,9 @@ def _make_local(cfg: Dict[str, Any]) -> Engine:
 
     dim = int(cfg.get("matryoshka_dim") or 0)
     return Detector.from_dir(_model_dir(cfg), mode=cfg.get("mode", "fast"),
-                             threads=int(cfg.get("threads", 2)), matryoshka_dim=dim or None)
+                             threads=int(cfg.get("threads", 2)), matryoshka_dim=dim or None,
+                             providers=cfg.get("providers") or None,
+                             decoder_window=int(cfg.get("decoder_window", 16)))
 
 
 def _make_mcu(cfg: Dict[str, Any], host_clock: Optional[Callable[[], int]] = None) -> Engine:

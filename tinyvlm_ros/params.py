@@ -32,6 +32,17 @@ class Param:
     check: Optional[Callable[[Any], Optional[str]]] = None
 
 
+def _providers_problem(value: str) -> Optional[str]:
+    """Say why a runtime preference list is refused (None: every name is known)."""
+    from tinyvlm_ros.engine.session import parse_providers
+
+    try:
+        parse_providers(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _threshold_table_problem(value: str) -> Optional[str]:
     try:
         parse_threshold_table(value)
@@ -49,6 +60,13 @@ PARAMS: Tuple[Param, ...] = (
     Param("mode", "fast", "segmentation mode: fast (few decoder calls) or thorough (reference 16x16 grid)",
           choices=("fast", "thorough")),
     Param("threads", 2, "ONNX Runtime intra-op threads", range=(1, 64), reconfigure=True),
+    Param("providers", "cpu", "inference runtimes in order of preference, comma-separated: cpu, openvino, "
+          "openvino-bf16, cuda, tensorrt, coreml; one that is not installed or rejects a graph is skipped, "
+          "cpu is the last resort, and the configure log line says which runs each graph", reconfigure=True,
+          check=_providers_problem),
+    Param("decoder_window", 16, "decode each SAM prompt on a window of this many embedding cells first "
+          "(then twice that, then the whole grid, while the mask reaches the window's edge); 0 = whole "
+          "grid only", range=(0, 64), reconfigure=True),
     Param("score_threshold", 0.5, "calibrated match probability below which detections are dropped "
           "(0.5: the target beats the generic prompts)", range=(0.0, 1.0)),
     Param("target_thresholds", "", "per-phrase score thresholds, e.g. 'cup:0.4, red block:0.7' (the "

@@ -37,6 +37,12 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--max", type=int, default=None, dest="max_detections", help="most detections")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     p.add_argument("--matryoshka-dim", type=int, default=None, help="CLIP embedding prefix length")
+    p.add_argument("--providers", default=None,
+                   help="runtimes in order of preference: cpu (default), openvino, openvino-bf16, cuda, "
+                        "tensorrt, coreml (comma-separated; cpu is the fallback)")
+    p.add_argument("--decoder-window", type=int, default=None,
+                   help="first window of the windowed SAM decoder in embedding cells (default 16; "
+                        "0 = whole grid)")
     p.set_defaults(func=run)
 
 
@@ -110,7 +116,9 @@ def run(args: argparse.Namespace, out=None) -> int:
     models = args.models or str(default_model_dir())
     parsed = parse_command(args.command)  # a command that names nothing fails before models load
     image = read_image_file(args.image)
-    det = Detector.from_dir(models, mode=args.mode, threads=args.threads, matryoshka_dim=args.matryoshka_dim)
+    extra = {} if args.decoder_window is None else {"decoder_window": args.decoder_window}
+    det = Detector.from_dir(models, mode=args.mode, threads=args.threads, matryoshka_dim=args.matryoshka_dim,
+                            providers=args.providers, **extra)
     result = det.detect(image, parsed, score_threshold=args.threshold,
                         max_detections=args.max_detections, return_masks=bool(args.out))
     info = det.describe()
@@ -119,8 +127,8 @@ def run(args: argparse.Namespace, out=None) -> int:
     if info["kind"] == "known-answer":
         _warn_unknown_words(result.targets)
     doc = {"image": str(args.image), "command": args.command, "mode": args.mode,
-           "models": info["models"], "model_kind": info["kind"], **understanding_to_dict(parsed),
-           **result_to_dict(result)}
+           "models": info["models"], "model_kind": info["kind"], "runtimes": info["runtimes"],
+           **understanding_to_dict(parsed), **result_to_dict(result)}
     report_understanding(parsed, result)
     if args.out:
         rgb = draw(image, result.detections)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -33,8 +34,9 @@ import cv2
 import numpy as np
 
 from tinyvlm_ros.engine.matcher import ClipMatcher
-from tinyvlm_ros.engine.segmenter import (MODES, SamSegmenter, Segmentation, box_nms, logits_to_frame,
-                                          saliency_points)
+from tinyvlm_ros.engine.segmenter import (DEFAULT_DECODER_WINDOW, MODES, SamSegmenter, Segmentation, box_nms,
+                                          logits_to_frame, saliency_points)
+from tinyvlm_ros.engine.session import ProviderSpec, describe_runtimes
 from tinyvlm_ros.grounding import ParsedCommand, parse_targets
 from tinyvlm_ros.grounding.resolve import Candidate, resolve
 from tinyvlm_ros.models.manifest import ModelSet, load_manifest
@@ -46,6 +48,8 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_MAX_SIDE = 1600
 #: Grey levels a new frame may differ from the last encoded one and still re-use its embedding.
 DEFAULT_STATIC_TOLERANCE = 3.0
+
+LOG = logging.getLogger("tinyvlm_ros.engine")
 
 
 @dataclass
@@ -93,6 +97,11 @@ class Detector:
             are still computed on the new frame.
         segmenter_options: keyword overrides for :meth:`SamSegmenter.generate` (e.g.
             ``{"fast_grid": 6, "pred_iou_thresh": 0.86}``), for benchmarks and tuning.
+        providers: runtimes in order of preference, e.g. ``"openvino,cpu"`` (see
+            :mod:`tinyvlm_ros.engine.session`); CPU is the fallback.  Which runtime runs each
+            graph is logged once (``tinyvlm_ros.engine`` logger) and reported by :meth:`describe`.
+        decoder_window: first window side of the windowed SAM decoder, in embedding cells
+            (0 = whole-grid decoding only); see :meth:`SamSegmenter.decode_prompts`.
     """
 
     name = "onnx-segment-match"
@@ -101,7 +110,8 @@ class Detector:
                  matryoshka_dim: Optional[int] = None, score_threshold: float = DEFAULT_THRESHOLD,
                  max_side: int = DEFAULT_MAX_SIDE, cache_frames: int = 4,
                  static_tolerance: Optional[float] = DEFAULT_STATIC_TOLERANCE,
-                 segmenter_options: Optional[Dict[str, float]] = None):
+                 segmenter_options: Optional[Dict[str, float]] = None, providers: ProviderSpec = None,
+                 decoder_window: int = DEFAULT_DECODER_WINDOW):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0.0 <= score_threshold <= 1.0:
@@ -112,8 +122,10 @@ class Detector:
         self.mode = mode
         self.score_threshold = float(score_threshold)
         self.max_side = int(max_side)
-        self.segmenter = SamSegmenter(model_set.sam, threads)
-        self.matcher = ClipMatcher(model_set.clip, threads, matryoshka_dim)
+        self.segmenter = SamSegmenter(model_set.sam, threads, providers, decoder_window=decoder_window)
+        self.matcher = ClipMatcher(model_set.clip, threads, matryoshka_dim, providers=providers)
+        self.runtimes = {**self.segmenter.sessions(), **self.matcher.sessions()}
+        LOG.info("graphs: %s", describe_runtimes(self.runtimes))
         self._cache: "OrderedDict[tuple, _FrameEntry]" = OrderedDict()
         self._cache_frames = max(1, int(cache_frames))
         # the frame cache and ORT sessions are shared state: one detect() at a time
@@ -141,9 +153,12 @@ class Detector:
 
     def describe(self) -> Dict[str, str]:
         ms = self.model_set
-        return {"backend": "onnxruntime-cpu", "engine": self.name, "mode": self.mode, "models": ms.name,
-                "kind": ms.kind, "model_dir": str(ms.root), "sam_input": str(ms.sam.input_size),
-                "clip_dim": str(self.matcher.dim)}
+        runtimes = sorted({getattr(sess, "runtime", "cpu") for sess in self.runtimes.values()})
+        return {"backend": "+".join("onnxruntime-cpu" if r == "cpu" else r for r in runtimes),
+                "engine": self.name, "mode": self.mode, "models": ms.name, "kind": ms.kind,
+                "model_dir": str(ms.root), "sam_input": str(ms.sam.input_size),
+                "clip_dim": str(self.matcher.dim), "runtimes": describe_runtimes(self.runtimes),
+                "decoder_window": str(self.segmenter.window_sides[0] if self.segmenter.window_sides else 0)}
 
     def clear_cache(self) -> None:
         """Forget cached frames (masks, crop embeddings and the image embedding)."""
@@ -194,6 +209,7 @@ class Detector:
         timings.update(seg.timings)
         work["encoder_calls"] = 0 if seg.encoder_reused else 1
         work["decoder_calls"] = seg.decoder_calls
+        work.update(seg.decoder_stats)
         work["masks"] = len(seg.candidates)
         t0 = time.perf_counter()
         if seg.candidates:

@@ -29,7 +29,7 @@ import numpy as np
 
 from tinyvlm_ros.engine.preprocess import clip_fill, clip_pixel_values, mask_crop
 from tinyvlm_ros.engine.segmenter import MaskCandidate, logits_to_frame
-from tinyvlm_ros.engine.session import open_session
+from tinyvlm_ros.engine.session import ProviderSpec, open_session
 from tinyvlm_ros.engine.tokenizer import ClipTokenizer
 from tinyvlm_ros.models.manifest import ClipConfig
 
@@ -54,18 +54,19 @@ class ClipMatcher:
         negatives: the generic prompts of the calibration.
         negative_margin: added to the generic prompts' logits (higher = stricter).
         crop_margin: context around the box, as a fraction of its longer side.
+        providers: runtimes in order of preference (see :mod:`tinyvlm_ros.engine.session`).
     """
 
     def __init__(self, cfg: ClipConfig, threads: int = 2, matryoshka_dim: Optional[int] = None,
                  negatives: Sequence[str] = NEGATIVE_PROMPTS, negative_margin: float = 0.0,
-                 crop_margin: float = 0.1):
+                 crop_margin: float = 0.1, providers: ProviderSpec = None):
         if matryoshka_dim is not None and not (0 < int(matryoshka_dim) <= cfg.embed_dim):
             raise ValueError(f"matryoshka_dim must be in 1..{cfg.embed_dim}, got {matryoshka_dim}")
         if not negatives:
             raise ValueError("the calibration needs at least one generic negative prompt")
         self.cfg = cfg
-        self.visual = open_session(cfg.visual, ["pixel_values"], ["image_embeds"], threads)
-        self.text = open_session(cfg.text, ["input_ids"], ["text_embeds"], threads)
+        self.visual = open_session(cfg.visual, ["pixel_values"], ["image_embeds"], threads, providers)
+        self.text = open_session(cfg.text, ["input_ids"], ["text_embeds"], threads, providers)
         self.tokenizer = ClipTokenizer(cfg.tokenizer, cfg.context_length)
         self.dim = int(matryoshka_dim) if matryoshka_dim is not None else cfg.embed_dim
         self.negatives = tuple(negatives)
@@ -74,6 +75,10 @@ class ClipMatcher:
         self._fill = clip_fill(cfg.mean)
         self._text_cache: Dict[str, np.ndarray] = {}
         self.text_calls = 0
+
+    def sessions(self) -> Dict[str, object]:
+        """Return the open graphs by role (for logging which runtime runs each)."""
+        return {"clip_visual": self.visual, "clip_text": self.text}
 
     # -- helpers --------------------------------------------------------------------------------
     def _normalise(self, emb: np.ndarray) -> np.ndarray:

@@ -20,8 +20,11 @@ Two modes share one encoder pass per frame:
     256) and that it still puts a prompt on the annotated objects the
     reference grid reaches (docs/eval.md).
 
-Both modes keep masks as low-resolution logits (4E x 4E, the decoder's native
-output); only the masks that win the match are upsampled to the frame (see
+Both modes decode each prompt on a window of the image embedding first and on
+the whole grid only when its mask reaches the window's edge
+(:meth:`SamSegmenter.decode_prompts`; docs/engine.md, "Windowed decoding").  Both keep
+masks as low-resolution logits (4E x 4E, the decoder's native output); only
+the masks that win the match are upsampled to the frame (see
 :func:`logits_to_frame`).  Deviations from SAM's generator, for speed: the
 stability score and the small-region clean-up are computed on the low-res
 logits (areas scaled accordingly), not on full-resolution masks.
@@ -31,16 +34,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from tinyvlm_ros.engine.preprocess import sam_input
-from tinyvlm_ros.engine.session import open_session
+from tinyvlm_ros.engine.session import ProviderSpec, open_session
 from tinyvlm_ros.models.manifest import SamConfig
 
 MODES = ("fast", "thorough")
+#: Side, in embedding cells, of the first window a prompt is decoded on (16 = 256 px of SAM's input).
+DEFAULT_DECODER_WINDOW = 16
+#: Prompts per whole-grid decoder call when later prompts may be dropped by earlier ones' masks.
+FALLBACK_CHUNK = 2
 #: Logit value used outside the valid frame when warping masks.
 _OUTSIDE = -20.0
 
@@ -75,6 +82,8 @@ class Segmentation:
     scale: float  # S-frame pixels per frame pixel
     decoder_calls: int = 0
     encoder_reused: bool = False
+    #: prompts decoded per window side (``decoder_window_16``, ...) and on the whole grid (``decoder_full``)
+    decoder_stats: Dict[str, int] = field(default_factory=dict)
     timings: Dict[str, float] = field(default_factory=dict)
 
 
@@ -194,6 +203,21 @@ def saliency_points(image: np.ndarray, max_points: int = 24, thumb: int = 128,
     return [(min(bx, w - 1.0), min(by, h - 1.0)) for _, _, bx, by in ranked[:max_points]]
 
 
+def window_origins(points_s: np.ndarray, window: int, embed_size: int) -> np.ndarray:
+    """First cell (x, y) of the ``window``-cell window centred on each S-frame point, inside the grid.
+
+    Args:
+        points_s: float [B, 2] (x, y) in the S frame (16 S-frame pixels per embedding cell).
+        window: window side in embedding cells.
+        embed_size: side E of the embedding grid.
+
+    Returns:
+        int64 [B, 2].
+    """
+    pts = np.asarray(points_s, np.float64).reshape(-1, 2)
+    return np.clip(np.floor(pts / 16.0 - window / 2.0 + 0.5), 0, embed_size - window).astype(np.int64)
+
+
 def grid_points(width: int, height: int, n_per_side: int) -> np.ndarray:
     """Make SAM's point grid: cell centres of an n x n grid over the frame, [n*n, 2] (x, y) pixels."""
     offset = 1.0 / (2 * n_per_side)
@@ -221,25 +245,56 @@ class SamSegmenter:
 
     Args:
         cfg: the ``sam`` part of a loaded model set.
-        threads: ONNX Runtime intra-op threads.
+        threads: intra-op threads per graph.
+        providers: runtimes in order of preference (see :mod:`tinyvlm_ros.engine.session`).
+        decoder_window: side, in embedding cells, of the smallest window the windowed decoder
+            decodes a prompt on (0: always decode on the whole grid; ignored when the model set
+            has no windowed decoder).  See :meth:`decode`.
+        window_batch: most prompts per windowed-decoder call on the first (smallest) window; larger
+            windows get proportionally fewer, so every call holds about as many image tokens.
+        full_batch: most prompts per whole-grid decoder call; the decoder's activations grow with
+            the image tokens of a call, so this (with ``window_batch``) bounds the peak memory.
 
     Raises:
         FileNotFoundError, ValueError: a model file is missing or not the right graph.
     """
 
-    def __init__(self, cfg: SamConfig, threads: int = 2):
+    def __init__(self, cfg: SamConfig, threads: int = 2, providers: ProviderSpec = None,
+                 decoder_window: int = DEFAULT_DECODER_WINDOW, window_batch: int = 64, full_batch: int = 4):
+        if decoder_window < 0:
+            raise ValueError(f"decoder_window must be >= 0 (0 = whole-grid decoding), got {decoder_window}")
+        if window_batch < 1 or full_batch < 1:
+            raise ValueError(f"window_batch and full_batch must be >= 1, got {window_batch}, {full_batch}")
         self.cfg = cfg
-        self.encoder = open_session(cfg.encoder, ["image"], ["image_embeddings"], threads)
+        self.encoder = open_session(cfg.encoder, ["image"], ["image_embeddings"], threads, providers)
         self.decoder = open_session(cfg.decoder,
                                     ["image_embeddings", "point_coords", "point_labels", "mask_input",
                                      "has_mask_input"],
-                                    ["low_res_masks", "iou_predictions"], threads)
+                                    ["low_res_masks", "iou_predictions"], threads, providers)
         self.input_size = cfg.input_size
+        self.embed_size = cfg.embed_size
         self.low_size = 4 * cfg.embed_size
+        # window sides tried in turn: w, then 2w, both smaller than the grid; then the whole grid
+        self.window_sides = tuple(w for w in (decoder_window, 2 * decoder_window)
+                                  if 0 < w < cfg.embed_size) if cfg.decoder_window is not None else ()
+        self.window_decoder = None
+        if self.window_sides:
+            self.window_decoder = open_session(
+                cfg.decoder_window, ["image_embeddings", "window_origin", "point_coords", "point_labels"],
+                ["low_res_masks", "iou_predictions"], threads, providers)
+        self.window_batch = int(window_batch)
+        self.full_batch = int(full_batch)
         self._mean = np.array(cfg.pixel_mean, np.float32)
         self._std = np.array(cfg.pixel_std, np.float32)
         self._emb_key: Optional[bytes] = None
         self._emb: Optional[np.ndarray] = None
+
+    def sessions(self) -> Dict[str, object]:
+        """Return the open graphs by role (for logging which runtime runs each)."""
+        out = {"sam_encoder": self.encoder, "sam_decoder": self.decoder}
+        if self.window_decoder is not None:
+            out["sam_decoder_window"] = self.window_decoder
+        return out
 
     # -- encoder --------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> Tuple[np.ndarray, float]:
@@ -277,8 +332,97 @@ class SamSegmenter:
         return (h, w), self.input_size / float(max(h, w))
 
     # -- decoder --------------------------------------------------------------------------------
+    @staticmethod
+    def _prompts(points_s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Single-point prompts in SAM's ONNX convention: each gets a padding point labelled -1."""
+        b = len(points_s)
+        coords = np.zeros((b, 2, 2), np.float32)
+        coords[:, 0] = points_s
+        labels = np.tile(np.array([[1.0, -1.0]], np.float32), (b, 1))
+        return coords, labels
+
+    def run_decoder(self, emb: np.ndarray, points_s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """One whole-grid decoder call: float32 [1,256,E,E] + [B,2] S-frame points -> [B,3,4E,4E], [B,3]."""
+        coords, labels = self._prompts(points_s)
+        feeds = {"image_embeddings": emb, "point_coords": coords, "point_labels": labels,
+                 "mask_input": np.zeros((len(points_s), 1, self.low_size, self.low_size), np.float32),
+                 "has_mask_input": np.zeros((1,), np.float32)}
+        masks, iou = self.decoder.run(["low_res_masks", "iou_predictions"], feeds)
+        return masks, iou
+
+    def run_window_decoder(self, windows: np.ndarray, origins: np.ndarray,
+                           points_s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """One windowed decoder call.
+
+        Args:
+            windows: float32 [B,256,w,w], each prompt's window of the image embedding.
+            origins: float32 [B,2] (x, y) of each window's first cell in the embedding grid.
+            points_s: float32 [B,2] (x, y) prompts in the S frame (global, not window, coordinates).
+
+        Returns:
+            (low_res_masks float32 [B,3,4w,4w] over the window, iou_predictions float32 [B,3]).
+        """
+        coords, labels = self._prompts(points_s)
+        masks, iou = self.window_decoder.run(
+            ["low_res_masks", "iou_predictions"],
+            {"image_embeddings": windows, "window_origin": origins, "point_coords": coords,
+             "point_labels": labels})
+        return masks, iou
+
+    def tiers(self) -> Tuple[int, ...]:
+        """Window sides a prompt is tried on in turn, then 0 (the whole grid)."""
+        return tuple(self.window_sides) + (0,)
+
+    def decode_tier(self, emb: np.ndarray, points_s: np.ndarray, window: int, min_iou: float = 0.0,
+                    best_only: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Decode prompts on ``window`` x ``window`` windows of the embedding (0: the whole grid).
+
+        Each window is centred on its prompt's cell and kept inside the grid.  A prompt's
+        result *fits* when none of the outputs the caller will look at - those with predicted
+        IoU >= ``min_iou``, or only the best of them with ``best_only`` - has mask pixels on an
+        edge of the window that is not the grid's edge (the mask may go on outside).
+
+        Returns:
+            (low_res_masks float32 [B,3,4E,4E] with strongly negative logits outside the window,
+            iou_predictions [B,3], fits bool [B], edges int [B]: window edges the looked-at masks reach).
+        """
+        points_s = np.asarray(points_s, np.float32).reshape(-1, 2)
+        b, e, low = len(points_s), self.embed_size, self.low_size
+        if window <= 0 or window >= e:
+            masks = np.empty((b, 3, low, low), np.float32)
+            ious = np.empty((b, 3), np.float32)
+            for start in range(0, b, self.full_batch):
+                masks[start:start + self.full_batch], ious[start:start + self.full_batch] = self.run_decoder(
+                    emb, points_s[start:start + self.full_batch])
+            return masks, ious, np.ones(b, bool), np.zeros(b, np.int64)
+        masks = np.full((b, 3, low, low), _OUTSIDE, np.float32)
+        ious = np.empty((b, 3), np.float32)
+        edges = np.zeros(b, np.int64)
+        w = int(window)
+        origins = window_origins(points_s, w, e)
+        # about as many image tokens per call on every window size
+        per_call = max(1, (self.window_batch * self.window_sides[0] ** 2) // (w * w)) if self.window_sides \
+            else self.window_batch
+        for start in range(0, b, per_call):
+            sl = slice(start, start + per_call)
+            windows = np.stack([emb[0, :, oy:oy + w, ox:ox + w] for ox, oy in origins[sl]])
+            wm, wi = self.run_window_decoder(windows, origins[sl].astype(np.float32), points_s[sl])
+            for k, (ox, oy) in enumerate(origins[sl]):
+                i = start + k
+                masks[i, :, 4 * oy:4 * (oy + w), 4 * ox:4 * (ox + w)] = wm[k]
+                ious[i] = wi[k]
+                look = wi[k] >= min_iou
+                if best_only and look.any():
+                    look = wi[k] == np.max(np.where(look, wi[k], -np.inf))
+                on = wm[k][look] > 0
+                if on.size:
+                    edges[i] = (int(ox > 0 and on[:, :, 0].any()) + int(oy > 0 and on[:, 0, :].any())
+                                + int(ox + w < e and on[:, :, -1].any())
+                                + int(oy + w < e and on[:, -1, :].any()))
+        return masks, ious, edges == 0, edges
+
     def decode(self, emb: np.ndarray, points_s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Decode single-point prompts.
+        """Decode single-point prompts on the whole grid (no windows).
 
         Args:
             emb: float32 [1,256,E,E].
@@ -287,16 +431,88 @@ class SamSegmenter:
         Returns:
             (low_res_masks float32 [B,3,4E,4E], iou_predictions float32 [B,3]).
         """
-        b = len(points_s)
-        # SAM's ONNX convention: without a box prompt, add a padding point labelled -1
-        coords = np.zeros((b, 2, 2), np.float32)
-        coords[:, 0] = points_s
-        labels = np.tile(np.array([[1.0, -1.0]], np.float32), (b, 1))
-        feeds = {"image_embeddings": emb, "point_coords": coords, "point_labels": labels,
-                 "mask_input": np.zeros((b, 1, self.low_size, self.low_size), np.float32),
-                 "has_mask_input": np.zeros((1,), np.float32)}
-        masks, iou = self.decoder.run(["low_res_masks", "iou_predictions"], feeds)
-        return masks, iou
+        masks, ious, _, _ = self.decode_tier(emb, points_s, 0)
+        return masks, ious
+
+    def decode_prompts(self, emb: np.ndarray, points_s: np.ndarray, min_iou: float = 0.0,
+                       best_only: bool = False, stats: Optional[Dict[str, int]] = None,
+                       wanted: Optional[Callable[[int], bool]] = None,
+                       resolved: Optional[Callable[[np.ndarray, np.ndarray, np.ndarray], None]] = None
+                       ) -> Tuple[np.ndarray, np.ndarray]:
+        """Decode single-point prompts, on windows of the embedding where the masks fit.
+
+        Each prompt is first decoded on a ``w`` x ``w`` window of the image embedding centred on
+        it (``decoder_window``; batched, ~(64/w)^2 times less work than the whole grid at 1024),
+        then on a ``2w`` window, then on the whole grid, moving on while a mask it looks at
+        reaches the window's edge (see :meth:`decode_tier`).  A mask that reaches three or more
+        edges of a window skips the larger windows (it is rarely less than twice as wide).  A
+        mask that stays inside its window is kept with strongly negative logits outside it.  Not
+        exact: the prompt tokens' attention over the image sees only the window (measured
+        agreement: docs/benchmarks.md).
+
+        Args:
+            emb: float32 [1,256,E,E].
+            points_s: float32 [B, 2] (x, y) in the S frame.
+            min_iou, best_only: which outputs the caller looks at (see :meth:`decode_tier`).
+            stats: if given, ``decoder_window_<w>`` and ``decoder_full`` prompt counts are added.
+            wanted: called with a prompt's index before it moves on to a larger window or the whole
+                grid; False drops it (its outputs get predicted IoU -1).
+            resolved: called with (indices, masks, ious) as soon as prompts are decoded for good,
+                so ``wanted`` can depend on what earlier prompts found.
+
+        Returns:
+            (low_res_masks float32 [B,3,4E,4E], iou_predictions float32 [B,3]).
+        """
+        points_s = np.asarray(points_s, np.float32).reshape(-1, 2)
+        if "decode" in vars(self):
+            # a stand-in for the decoder answers whole-grid calls (tinyvlm_ros.eval.oracle.attach)
+            masks, ious = self.decode(emb, points_s)
+            if stats is not None:
+                stats["decoder_full"] = stats.get("decoder_full", 0) + len(points_s)
+            if resolved is not None and len(points_s):
+                resolved(np.arange(len(points_s)), masks, ious)
+            return masks, ious
+        b, low = len(points_s), self.low_size
+        masks = np.full((b, 3, low, low), _OUTSIDE, np.float32)
+        ious = np.full((b, 3), -1.0, np.float32)
+        todo = np.arange(b)
+        tiers = self.tiers()
+        edges_by_index = np.zeros(b, np.int64)
+        for t, w in enumerate(tiers):
+            if t > 0 and wanted is not None:
+                todo = np.array([i for i in todo if wanted(int(i))], np.int64)
+            if not len(todo):
+                break
+            # a mask that reached 3+ edges of the previous window is left for the whole grid
+            if t > 0 and w > 0 and len(todo):
+                big = edges_by_index[todo] >= 3
+                todo, deferred = todo[~big], todo[big]
+            else:
+                deferred = np.zeros(0, np.int64)
+            # the whole grid is ~20x the cost of a small window: with ``wanted``, go in small chunks
+            # so a prompt is dropped as soon as an earlier one's mask covers it
+            step = len(todo) if (w > 0 or wanted is None) else FALLBACK_CHUNK
+            edges_by_index = np.zeros(b, np.int64)
+            edges_by_index[deferred] = 3
+            left = []
+            for start in range(0, len(todo), step):
+                part = todo[start:start + step]
+                if start > 0:
+                    part = np.array([i for i in part if wanted(int(i))], np.int64)
+                    if not len(part):
+                        continue
+                m, q, fits, edges = self.decode_tier(emb, points_s[part], w, min_iou, best_only)
+                if stats is not None:
+                    key = f"decoder_window_{w}" if w else "decoder_full"
+                    stats[key] = stats.get(key, 0) + len(part)
+                done = part[fits]
+                masks[done], ious[done] = m[fits], q[fits]
+                if resolved is not None and len(done):
+                    resolved(done, masks[done], ious[done])
+                edges_by_index[part] = edges
+                left.append(part[~fits])
+            todo = np.sort(np.concatenate(left + [deferred]))
+        return masks, ious
 
     def _candidate(self, logits: np.ndarray, iou: float, stab: float, scale: float,
                    frame_hw: Tuple[int, int], point: Tuple[float, float]) -> Optional[MaskCandidate]:
@@ -325,7 +541,9 @@ class SamSegmenter:
         sx, sy = rw / float(ow), rh / float(oh)
         box = (x0 + fx.min() * sx, y0 + fy.min() * sy, x0 + (fx.max() + 1) * sx, y0 + (fy.max() + 1) * sy)
         area = float(fine.sum()) * sx * sy
-        return MaskCandidate(logits=logits, box=tuple(float(v) for v in box), area=area, iou_pred=float(iou),
+        # a copy: a view would keep the whole decoder batch it came from alive with the candidate
+        return MaskCandidate(logits=np.array(logits, np.float32, copy=True), box=tuple(float(v) for v in box),
+                             area=area, iou_pred=float(iou),
                              stability=float(stab), point=point)
 
     # -- mask generation ------------------------------------------------------------------------
@@ -366,15 +584,16 @@ class SamSegmenter:
         cell_area = (4.0 / scale) ** 2
         small_cells = min_mask_region_area / cell_area
         t1 = time.perf_counter()
+        dstats: Dict[str, int] = {}
         if mode == "thorough":
             cands, calls = self._thorough(emb, scale, frame_hw, points_per_side, points_per_batch,
-                                          pred_iou_thresh, stability_score_thresh, small_cells)
+                                          pred_iou_thresh, stability_score_thresh, small_cells, dstats)
         else:
             t_sal = time.perf_counter()
             seeds = saliency_points(image, max_points=fast_max_salient)
             timings["saliency"] = time.perf_counter() - t_sal
             cands, calls = self._fast(emb, scale, frame_hw, seeds, fast_grid, fast_iou_thresh,
-                                      fast_stability_thresh, small_cells, fast_batch)
+                                      fast_stability_thresh, small_cells, fast_batch, dstats)
         cands = [c for c in cands if c.area >= min_mask_region_area]
         if cands:
             boxes = np.array([c.box for c in cands], np.float32)
@@ -384,7 +603,7 @@ class SamSegmenter:
             cands = cands[:max(0, int(fast_max_masks))]
         timings["decoder"] = time.perf_counter() - t1 - timings.get("saliency", 0.0)
         return Segmentation(candidates=cands, frame_shape=tuple(frame_hw), scale=scale, decoder_calls=calls,
-                            encoder_reused=reused, timings=timings)
+                            encoder_reused=reused, timings=timings, decoder_stats=dstats)
 
     def _clean(self, logits: np.ndarray, small_cells: float) -> np.ndarray:
         if small_cells <= 0:
@@ -398,13 +617,14 @@ class SamSegmenter:
         out[cleaned & ~on] = 1.0   # filled holes
         return out
 
-    def _thorough(self, emb, scale, frame_hw, n_side, per_batch, iou_thresh, stab_thresh, small_cells):
+    def _thorough(self, emb, scale, frame_hw, n_side, per_batch, iou_thresh, stab_thresh, small_cells,
+                  dstats):
         h, w = frame_hw
         pts = grid_points(w, h, n_side)
         cands: List[MaskCandidate] = []
         for start in range(0, len(pts), per_batch):
             batch = pts[start:start + per_batch]
-            masks, ious = self.decode(emb, batch * scale)
+            masks, ious = self.decode_prompts(emb, batch * scale, min_iou=iou_thresh, stats=dstats)
             stab = stability_score(masks)
             keep = (ious > iou_thresh) & (stab >= stab_thresh)
             for bi, mi in zip(*np.nonzero(keep)):
@@ -415,7 +635,7 @@ class SamSegmenter:
                     cands.append(c)
         return cands, len(pts)
 
-    def _fast(self, emb, scale, frame_hw, seeds, n_grid, iou_thresh, stab_thresh, small_cells, batch):
+    def _fast(self, emb, scale, frame_hw, seeds, n_grid, iou_thresh, stab_thresh, small_cells, batch, dstats):
         h, w = frame_hw
         low = self.low_size
         covered = np.zeros((low, low), bool)
@@ -423,35 +643,47 @@ class SamSegmenter:
         accepted_masks: List[np.ndarray] = []
         calls = 0
 
+        def covered_at(p: np.ndarray) -> bool:
+            cx = int(np.clip(p[0] * scale / 4.0, 0, low - 1))
+            cy = int(np.clip(p[1] * scale / 4.0, 0, low - 1))
+            return bool(covered[cy, cx])
+
         def take(points: np.ndarray) -> List[bool]:
             """Decode a batch; per prompt, whether SAM answered it with a confident, stable mask."""
-            nonlocal covered, calls
-            masks, ious = self.decode(emb, points * scale)
-            calls += len(points)
-            stab = stability_score(masks)
-            # best multimask output per prompt among the stable ones (SAM picks by predicted IoU)
-            ok = (ious >= iou_thresh) & (stab >= stab_thresh)
+            nonlocal calls
             answered = [False] * len(points)
-            for bi in range(len(points)):
-                if not ok[bi].any():
-                    continue
-                best = int(np.argmax(np.where(ok[bi], ious[bi], -1.0)))
-                logits = self._clean(masks[bi, best], small_cells)
-                on = logits > 0
-                if not on.any():
-                    continue
-                answered[bi] = True
-                # a prompt landing in an object found by an earlier prompt of the same batch
-                if any((on & m).sum() > 0.7 * (on | m).sum() for m in accepted_masks):
-                    continue
-                c = self._candidate(logits, ious[bi, best], stab[bi, best], scale, frame_hw,
-                                    (float(points[bi, 0]), float(points[bi, 1])))
-                if c is None:
-                    continue
-                accepted.append(c)
-                accepted_masks.append(on)
-                covered |= on
-            return answered
+
+            def accept(idx: np.ndarray, masks: np.ndarray, ious: np.ndarray) -> None:
+                nonlocal covered
+                stab = stability_score(masks)
+                # best multimask output per prompt among the stable ones (SAM picks by predicted IoU)
+                ok = (ious >= iou_thresh) & (stab >= stab_thresh)
+                for k, bi in enumerate(idx):
+                    if not ok[k].any():
+                        continue
+                    best = int(np.argmax(np.where(ok[k], ious[k], -1.0)))
+                    logits = self._clean(masks[k, best], small_cells)
+                    on = logits > 0
+                    if not on.any():
+                        continue
+                    answered[bi] = True
+                    # a prompt landing in an object found by an earlier prompt
+                    if any((on & m).sum() > 0.7 * (on | m).sum() for m in accepted_masks):
+                        continue
+                    c = self._candidate(logits, ious[k, best], stab[k, best], scale, frame_hw,
+                                        (float(points[bi, 0]), float(points[bi, 1])))
+                    if c is None:
+                        continue
+                    accepted.append(c)
+                    accepted_masks.append(on)
+                    covered |= on
+
+            # a prompt whose mask did not fit its window is dropped once an accepted mask covers it
+            self.decode_prompts(emb, points * scale, min_iou=iou_thresh, best_only=True, stats=dstats,
+                                wanted=lambda i: not covered_at(points[i]), resolved=accept)
+            calls += len(points)
+            # a prompt dropped because an accepted mask came to cover it lies on an object: answered
+            return [a or covered_at(pt) for a, pt in zip(answered, points)]
 
         # Salient points first (largest blob first), then a coarse grid of n_grid/2 per side, then
         # the n_grid grid.  Any point inside an accepted mask is skipped, and a coarse cell whose
@@ -474,9 +706,7 @@ class SamSegmenter:
                     p, probes, refines = queue.pop(0)
                     if refines is not None and refines in empty_cells:
                         continue
-                    cx = int(np.clip(p[0] * scale / 4.0, 0, low - 1))
-                    cy = int(np.clip(p[1] * scale / 4.0, 0, low - 1))
-                    if not covered[cy, cx]:
+                    if not covered_at(p):
                         todo.append((p, probes))
                 if todo:
                     answered = take(np.asarray([p for p, _ in todo], np.float32))

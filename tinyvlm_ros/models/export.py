@@ -4,9 +4,10 @@
 :mod:`tinyvlm_ros.models.tinyvit`, SAM's prompt encoder and mask decoder from
 segment-anything, TinyCLIP through open_clip with the registry's configs),
 loads checkpoints when given or keeps seeded random weights when not (the
-``random`` benchmark sets), writes the four graphs, optional int8 variants of
-the two graphs where int8 is faster on CPU (SAM decoder, CLIP visual) when
-they agree with fp32 on calibration images, the BPE vocabulary and
+``random`` benchmark sets), writes the four graphs plus the windowed SAM
+decoder (the same decoder on a window of the image embedding), optional int8
+variants of the graphs where int8 is faster on CPU (SAM decoders, CLIP visual)
+when they agree with fp32 on calibration images, the BPE vocabulary and
 ``manifest.json``, and checks every ONNX graph against torch on the same inputs.
 
 torch, open_clip and segment-anything are the ``export`` extra: they are
@@ -44,7 +45,10 @@ FP32_TOLERANCE = 1e-3
 
 #: Graphs that get an int8 variant: measured faster on CPU (decoder ~35 -> ~25 ms/prompt, CLIP-61M
 #: visual ~33 -> ~15 ms/crop); the int8 encoder was slower and text runs once per phrase.
-INT8_GRAPHS = ("sam_decoder", "clip_visual")
+INT8_GRAPHS = ("sam_decoder", "sam_decoder_window", "clip_visual")
+
+#: Window side (embedding cells) of the windowed decoder's export check; the graph takes any size.
+WINDOW_CHECK_SIZE = 16
 
 _KEEP_ALIVE: List[Any] = []  # torch.library handles must outlive the import they enable
 
@@ -192,6 +196,32 @@ class _Wrappers:
                     sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense)
                 return masks[:, 1:, :, :], iou[:, 1:]  # the three multimask outputs
 
+        class SamWindowDecoder(SamDecoder):
+            # The same mask decoder on a window of the image embedding.  The two-way transformer and
+            # the upscaling work on any token grid, and image tokens are updated position by position,
+            # so a window differs from the full grid only in what the prompt tokens' attention to the
+            # image can see.  The window's dense positional encoding is computed here from its origin,
+            # on the grid SAM's get_dense_pe uses (cell centres / E), so the host needs no SAM internals.
+            def forward(self, image_embeddings, window_origin, point_coords, point_labels):
+                sparse = self._embed_points(point_coords, point_labels)
+                b, c, h, w = image_embeddings.shape
+                e = float(self.prompt_encoder.image_embedding_size[0])
+                xs = (window_origin[:, 0:1] + torch.arange(w, dtype=torch.float32) + 0.5) / e  # [B,w]
+                ys = (window_origin[:, 1:2] + torch.arange(h, dtype=torch.float32) + 0.5) / e  # [B,h]
+                grid = torch.stack([xs.unsqueeze(1).expand(b, h, w), ys.unsqueeze(2).expand(b, h, w)], -1)
+                pe = self.prompt_encoder.pe_layer._pe_encoding(grid).permute(0, 3, 1, 2)
+                src = image_embeddings + self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+                md = self.mask_decoder
+                out_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], 0)
+                tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], 1)
+                hs, src = md.transformer(src, pe, tokens)
+                up = md.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+                hyper = torch.stack([md.output_hypernetworks_mlps[i](hs[:, 1 + i])
+                                     for i in range(md.num_mask_tokens)], 1)
+                masks = torch.matmul(hyper, up.flatten(2)).reshape(b, md.num_mask_tokens, 4 * h, 4 * w)
+                iou = md.iou_prediction_head(hs[:, 0])
+                return masks[:, 1:], iou[:, 1:]
+
         class ClipVisual(nn.Module):
             def __init__(self, model):
                 super().__init__()
@@ -208,7 +238,7 @@ class _Wrappers:
             def forward(self, input_ids):
                 return self.model.encode_text(input_ids)
 
-        return torch, SamEncoder, SamDecoder, ClipVisual, ClipText
+        return torch, SamEncoder, SamDecoder, SamWindowDecoder, ClipVisual, ClipText
 
 
 def _export_graph(torch, module, args: tuple, path: Path, input_names: List[str], output_names: List[str],
@@ -315,7 +345,7 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
         if ckpt is not None and not Path(ckpt).is_file():
             raise FileNotFoundError(f"checkpoint {ckpt} not found; `tinyvlm models fetch` downloads it")
 
-    torch, SamEncoder, SamDecoder, ClipVisual, ClipText = _Wrappers.make()
+    torch, SamEncoder, SamDecoder, SamWindowDecoder, ClipVisual, ClipText = _Wrappers.make()
     # nn.MultiheadAttention's eval fast path is a fused op the ONNX exporter cannot translate.
     torch.backends.mha.set_fastpath_enabled(False)
     seed = 0 if random_seed is None else random_seed
@@ -366,6 +396,26 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
                torch.randn(5, 1, 4 * e, 4 * e, generator=gen), torch.ones(1))
         diffs[path.name] = max(diffs[path.name], _check_graph(torch, dec, alt, path, dec_in, tol, log))
 
+    win = SamWindowDecoder(sam).eval()
+    w = min(WINDOW_CHECK_SIZE, e)
+    origin = torch.tensor([[0.0, 0.0], [e - w, 3.0], [5.0, e - w]])
+    win_emb = torch.stack([emb[0, :, int(oy):int(oy) + w, int(ox):int(ox) + w] for ox, oy in origin.tolist()])
+    win_args = (win_emb, origin, dec_args[1], dec_args[2])
+    win_in = ["image_embeddings", "window_origin", "point_coords", "point_labels"]
+    path = out / "sam_decoder_window.onnx"
+    log(f"exporting {path.name}")
+    _export_graph(torch, win, win_args, path, win_in, ["low_res_masks", "iou_predictions"],
+                  {"image_embeddings": {0: "B", 2: "H", 3: "W"}, "window_origin": {0: "B"},
+                   "point_coords": {0: "B", 1: "N"}, "point_labels": {0: "B", 1: "N"},
+                   "low_res_masks": {0: "B", 2: "H4", 3: "W4"}, "iou_predictions": {0: "B"}})
+    if check:
+        diffs[path.name] = _check_graph(torch, win, win_args, path, win_in, tol, log)
+        # The whole grid as one window is the full decoder: same positional encoding, same tokens.
+        whole = (emb.expand(3, -1, -1, -1).contiguous(), torch.zeros(3, 2), dec_args[1], dec_args[2])
+        no_mask = (torch.zeros(3, 1, 4 * e, 4 * e), torch.zeros(1))
+        diffs[path.name] = max(diffs[path.name], _check_graph(
+            torch, lambda im, _o, pc, pl: dec(emb, pc, pl, *no_mask), whole, path, win_in, tol, log))
+
     vis = ClipVisual(clip_model).eval()
     pix = torch.randn(2, 3, image_size, image_size, generator=gen)
     path = out / "clip_visual.onnx"
@@ -387,6 +437,7 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
         diffs[path.name] = _check_graph(torch, txt, (ids,), path, ["input_ids"], tol, log)
 
     files = {"sam_encoder": "sam_encoder.onnx", "sam_decoder": "sam_decoder.onnx",
+             "sam_decoder_window": "sam_decoder_window.onnx",
              "clip_visual": "clip_visual.onnx", "clip_text": "clip_text.onnx"}
     open_clip = import_open_clip()
     vocab = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
@@ -398,7 +449,8 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
 
     int8_report: Optional[Dict[str, dict]] = None
     if int8:
-        q_modules = {"sam_decoder": (dec, dec_args, dec_in), "clip_visual": (vis, (pix,), ["pixel_values"])}
+        q_modules = {"sam_decoder": (dec, dec_args, dec_in), "sam_decoder_window": (win, win_args, win_in),
+                     "clip_visual": (vis, (pix,), ["pixel_values"])}
         for graph in INT8_GRAPHS:
             src, dst = out / files[graph], out / files[graph].replace(".onnx", ".int8.onnx")
             log(f"quantizing {dst.name}")
@@ -418,7 +470,8 @@ def export_model_set(out_dir: os.PathLike, *, sam_ckpt: Optional[os.PathLike] = 
         "format": 1,
         "name": f"{sam_name}+{spec.name}",
         "kind": kind,
-        "sam": {"encoder": files["sam_encoder"], "decoder": files["sam_decoder"], **sam_fields},
+        "sam": {"encoder": files["sam_encoder"], "decoder": files["sam_decoder"],
+                "decoder_window": files["sam_decoder_window"], **sam_fields},
         "clip": {"visual": files["clip_visual"], "text": files["clip_text"], **clip_fields,
                  "logit_scale": logit_scale},
         "files": {p.name: _sha256(p) for p in sorted(out.iterdir())

@@ -12,6 +12,8 @@ whose agreement is below :data:`INT8_BOUNDS`:
   logits with the same sign, ``mask_iou`` = mean IoU of the int8 and fp32
   masks (every multimask output), ``best_mask_agreement`` = share of prompts
   whose highest predicted-IoU output is the same.
+* ``sam_decoder_window``: the same on 16-cell windows of the embedding centred on
+  the same prompts (the windowed decoder's own input).
 * ``clip_visual``: ten square crops per image (the whole frame and a 3 x 3
   grid of half-size windows); ``cosine`` = mean cosine of the int8 and fp32
   embeddings (``min_cosine`` the worst), ``top1_agreement`` = share of crops
@@ -32,8 +34,12 @@ import numpy as np
 #: stays within cosine 0.99 and the best phrase almost never changes.
 INT8_BOUNDS: Dict[str, Dict[str, float]] = {
     "sam_decoder": {"sign_agreement": 0.98, "mask_iou": 0.90},
+    "sam_decoder_window": {"sign_agreement": 0.98, "mask_iou": 0.90},
     "clip_visual": {"cosine": 0.99, "top1_agreement": 0.95},
 }
+
+#: Window side (embedding cells) the windowed decoder is checked on: the segmenter's first window.
+WINDOW = 16
 
 #: Phrases the visual check ranks (objects a robot is asked for, plus the matcher's generic prompts).
 PHRASES: Tuple[str, ...] = (
@@ -88,10 +94,13 @@ def _session(path: Path, threads: int):
 
 def decoder_agreement(encoder: Path, fp32: Path, int8: Path, images: Sequence[np.ndarray], input_size: int,
                       pixel_mean: Sequence[float], pixel_std: Sequence[float], grid: int = 4,
-                      threads: int = 2) -> Dict[str, float]:
-    """Agreement of the int8 SAM decoder with the fp32 one (see the module docstring)."""
+                      threads: int = 2, window: int = 0) -> Dict[str, float]:
+    """Agreement of the int8 SAM decoder with the fp32 one (see the module docstring).
+
+    ``window`` > 0: the windowed decoders, each prompt on a ``window``-cell window around it.
+    """
     from tinyvlm_ros.engine.preprocess import sam_input
-    from tinyvlm_ros.engine.segmenter import grid_points
+    from tinyvlm_ros.engine.segmenter import grid_points, window_origins
 
     enc, d32, d8 = _session(encoder, threads), _session(fp32, threads), _session(int8, threads)
     same_sign, total, ious, best_same, prompts = 0, 0, [], 0, 0
@@ -104,10 +113,17 @@ def decoder_agreement(encoder: Path, fp32: Path, int8: Path, images: Sequence[np
         coords = np.zeros((b, 2, 2), np.float32)
         coords[:, 0] = pts
         low = 4 * emb.shape[-1]
-        feeds = {"image_embeddings": emb, "point_coords": coords,
-                 "point_labels": np.tile(np.array([[1.0, -1.0]], np.float32), (b, 1)),
-                 "mask_input": np.zeros((b, 1, low, low), np.float32),
-                 "has_mask_input": np.zeros((1,), np.float32)}
+        labels = np.tile(np.array([[1.0, -1.0]], np.float32), (b, 1))
+        if window > 0:
+            origins = window_origins(pts, window, emb.shape[-1])
+            feeds = {"image_embeddings": np.stack([emb[0, :, oy:oy + window, ox:ox + window]
+                                                   for ox, oy in origins]),
+                     "window_origin": origins.astype(np.float32), "point_coords": coords,
+                     "point_labels": labels}
+        else:
+            feeds = {"image_embeddings": emb, "point_coords": coords, "point_labels": labels,
+                     "mask_input": np.zeros((b, 1, low, low), np.float32),
+                     "has_mask_input": np.zeros((1,), np.float32)}
         m32, iou32 = d32.run(["low_res_masks", "iou_predictions"], feeds)
         m8, iou8 = d8.run(["low_res_masks", "iou_predictions"], feeds)
         a, q = m32 > 0, m8 > 0
@@ -190,14 +206,17 @@ def check_int8(out: Path, files: Dict[str, str], images: Sequence[np.ndarray], c
     """
     bounds = INT8_BOUNDS if bounds is None else bounds
     chosen, report = dict(files), {}
-    for graph in ("sam_decoder", "clip_visual"):
+    for graph in ("sam_decoder", "sam_decoder_window", "clip_visual"):
+        if graph not in files:
+            continue
         q = out / files[graph].replace(".onnx", ".int8.onnx")
         if not q.is_file():
             continue
-        if graph == "sam_decoder":
+        if graph.startswith("sam_decoder"):
+            window = min(WINDOW, int(sam["input_size"]) // 16) if graph == "sam_decoder_window" else 0
             metrics = decoder_agreement(out / files["sam_encoder"], out / files[graph], q, images,
                                         int(sam["input_size"]), sam["pixel_mean"], sam["pixel_std"],
-                                        threads=threads)
+                                        threads=threads, window=window)
         else:
             metrics = visual_agreement(out / files[graph], q, out / files["clip_text"],
                                        out / str(clip["tokenizer"]), images, int(clip["image_size"]),

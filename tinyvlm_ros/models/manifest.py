@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1
@@ -30,6 +30,8 @@ class SamConfig:
     embed_size: int
     pixel_mean: List[float]
     pixel_std: List[float]
+    #: the decoder on a window of the image embedding (optional; None: full-grid decoding only)
+    decoder_window: Optional[Path] = None
 
 
 @dataclass
@@ -150,7 +152,8 @@ def load_manifest(model_dir: Union[str, Path], verify_hashes: bool = True) -> Mo
         input_size=_need(sam, "input_size", int, "sam", manifest),
         embed_size=_need(sam, "embed_size", int, "sam", manifest),
         pixel_mean=_triple(sam, "pixel_mean", "sam", manifest),
-        pixel_std=_triple(sam, "pixel_std", "sam", manifest))
+        pixel_std=_triple(sam, "pixel_std", "sam", manifest),
+        decoder_window=path_of(sam, "decoder_window", "sam") if "decoder_window" in sam else None)
     if sam_cfg.input_size <= 0 or sam_cfg.input_size != 16 * sam_cfg.embed_size:
         raise ValueError(f"{manifest}: sam.input_size ({sam_cfg.input_size}) must be 16 x sam.embed_size "
                          f"({sam_cfg.embed_size})")
@@ -165,8 +168,10 @@ def load_manifest(model_dir: Union[str, Path], verify_hashes: bool = True) -> Mo
     for key in ("image_size", "embed_dim", "context_length"):
         if getattr(clip_cfg, key) <= 0:
             raise ValueError(f"{manifest}: clip.{key} must be positive")
-    int8 = _int8_checks(data.get("int8", {}), {"sam_decoder": sam_cfg.decoder.name,
-                                               "clip_visual": clip_cfg.visual.name}, manifest)
+    in_use = {"sam_decoder": sam_cfg.decoder.name, "clip_visual": clip_cfg.visual.name}
+    if sam_cfg.decoder_window is not None:
+        in_use["sam_decoder_window"] = sam_cfg.decoder_window.name
+    int8 = _int8_checks(data.get("int8", {}), in_use, manifest)
     if verify_hashes:
         for name, digest in files.items():
             p = root / name
@@ -188,7 +193,7 @@ def _int8_checks(section: object, in_use: Dict[str, str], manifest: Path) -> Dic
     for graph, entry in section.items():
         where = f"int8.{graph}"
         if graph not in in_use or not isinstance(entry, dict):
-            raise ValueError(f"{manifest}: '{where}' is not an int8 check of sam_decoder or clip_visual")
+            raise ValueError(f"{manifest}: '{where}' is not an int8 check of {', '.join(sorted(in_use))}")
         if not isinstance(entry.get("used"), bool):
             raise ValueError(f"{manifest}: '{where}.used' must be true or false, got {entry.get('used')!r}")
         check = Int8Check(graph=graph, file=_need(entry, "file", str, where, manifest), used=entry["used"],

@@ -108,30 +108,80 @@ def make_sam_encoder(path: Path, input_size: int) -> Path:
 
 def make_sam_decoder(path: Path, input_size: int) -> Path:
     """Write the known-answer SAM decoder (colour-region flood fill), SAM's decoder I/O."""
+    return _save(_sam_decoder_graph(input_size, windowed=False), path)
+
+
+def make_sam_window_decoder(path: Path, input_size: int) -> Path:
+    """Write the known-answer windowed SAM decoder: the same flood fill on a window of the embedding.
+
+    Inputs are those of the real windowed decoder (``docs/models.md``): the window of the image
+    embedding per prompt [B,256,H,W], its origin in embedding cells [B,2] (x, y), and the prompts in
+    the S frame.  A region that does not reach the window's edge cells gives exactly the full
+    decoder's logits and IoU prediction inside the window.
+    """
+    return _save(_sam_decoder_graph(input_size, windowed=True), path)
+
+
+def _sam_decoder_graph(input_size: int, windowed: bool) -> onnx.GraphProto:
     e = input_size // 16
     low = 4 * e
+    # enough growing steps to cross the whole grid's objects; a window never needs more
     iters = max(8, low // 4)
     tol = np.array(MASK_TOLERANCES, np.float32).reshape(1, 3, 1, 1)
     nodes = [
         _const("c_starts", [0], np.int64), _const("c_ends", [48], np.int64), _const("c_axes", [1], np.int64),
         helper.make_node("Slice", ["image_embeddings", "c_starts", "c_ends", "c_axes"], ["emb48"]),
-        helper.make_node("DepthToSpace", ["emb48"], ["colour"], blocksize=4, mode="DCR"),  # [1,3,L,L]
+        # [1,3,L,L] (full) or [B,3,4H,4W] (one window per prompt)
+        helper.make_node("DepthToSpace", ["emb48"], ["colour"], blocksize=4, mode="DCR"),
         # first point of each prompt, in S-frame pixels -> low-res cell index
         _const("idx0", 0, np.int64),
         helper.make_node("Gather", ["point_coords", "idx0"], ["p0"], axis=1),  # [B,2]
         _const("quarter", 0.25),
         helper.make_node("Mul", ["p0", "quarter"], ["p0c"]),
-        helper.make_node("Floor", ["p0c"], ["p0f"]),
-        _const("zero_f", 0.0), _const("lmax", float(low - 1)),
-        helper.make_node("Clip", ["p0f", "zero_f", "lmax"], ["cell"]),
+        helper.make_node("Floor", ["p0c"], ["p0g"]),
+        _const("zero_f", 0.0),
+    ]
+    if windowed:
+        nodes += [
+            # cell in the window: global cell - 4 x origin (embedding cells are 4 low-res cells)
+            _const("four", 4.0),
+            helper.make_node("Mul", ["window_origin", "four"], ["origin_low"]),
+            helper.make_node("Sub", ["p0g", "origin_low"], ["p0f"]),
+            helper.make_node("Shape", ["colour"], ["cshape"]),
+            _const("i_h", [2], np.int64), _const("i_w", [3], np.int64),
+            helper.make_node("Gather", ["cshape", "i_h"], ["h_i"]),
+            helper.make_node("Gather", ["cshape", "i_w"], ["w_i"]),
+            helper.make_node("Cast", ["h_i"], ["h_f1"], to=TensorProto.FLOAT),
+            helper.make_node("Cast", ["w_i"], ["w_f1"], to=TensorProto.FLOAT),
+            _const("one_v", [1.0]),
+            helper.make_node("Sub", ["w_f1", "one_v"], ["wmax1"]),
+            helper.make_node("Sub", ["h_f1", "one_v"], ["hmax1"]),
+            helper.make_node("Concat", ["wmax1", "hmax1"], ["cmax"], axis=0),  # [2]: x max, y max
+            helper.make_node("Max", ["p0f", "zero_f"], ["p0lo"]),
+            helper.make_node("Min", ["p0lo", "cmax"], ["cell"]),
+            _const("s_zero", 0.0), _const("s_one", 1.0),
+            helper.make_node("Squeeze", ["w_f1"], ["w_f"]),
+            helper.make_node("Squeeze", ["h_f1"], ["h_f"]),
+            helper.make_node("Range", ["s_zero", "w_f", "s_one"], ["rx"]),
+            helper.make_node("Range", ["s_zero", "h_f", "s_one"], ["ry"]),
+            _const("shape_x", [1, 1, 1, -1], np.int64), _const("shape_y", [1, 1, -1, 1], np.int64),
+            helper.make_node("Reshape", ["rx", "shape_x"], ["gx"]),
+            helper.make_node("Reshape", ["ry", "shape_y"], ["gy"]),
+        ]
+    else:
+        nodes += [
+            _const("lmax", float(low - 1)),
+            helper.make_node("Clip", ["p0g", "zero_f", "lmax"], ["cell"]),
+            _const("gx", np.arange(low, dtype=np.float32).reshape(1, 1, 1, low)),
+            _const("gy", np.arange(low, dtype=np.float32).reshape(1, 1, low, 1)),
+        ]
+    nodes += [
         _const("shape_b1111", [-1, 1, 1, 1], np.int64),
         _const("i_x", 0, np.int64), _const("i_y", 1, np.int64),
         helper.make_node("Gather", ["cell", "i_x"], ["cx_flat"], axis=1),
         helper.make_node("Gather", ["cell", "i_y"], ["cy_flat"], axis=1),
         helper.make_node("Reshape", ["cx_flat", "shape_b1111"], ["cx"]),
         helper.make_node("Reshape", ["cy_flat", "shape_b1111"], ["cy"]),
-        _const("gx", np.arange(low, dtype=np.float32).reshape(1, 1, 1, low)),
-        _const("gy", np.arange(low, dtype=np.float32).reshape(1, 1, low, 1)),
         helper.make_node("Equal", ["gx", "cx"], ["eqx"]),
         helper.make_node("Equal", ["gy", "cy"], ["eqy"]),
         helper.make_node("And", ["eqx", "eqy"], ["seed_b"]),
@@ -205,16 +255,22 @@ def make_sam_decoder(path: Path, input_size: int) -> Path:
         helper.make_node("Mul", ["qf", "nonempty"], ["q2"]),
         helper.make_node("Clip", ["q2", "zero_f", "one"], ["iou_predictions"]),
     ]
-    graph = helper.make_graph(
-        nodes, "known_answer_sam_decoder",
-        [helper.make_tensor_value_info("image_embeddings", TensorProto.FLOAT, [1, 256, e, e]),
-         helper.make_tensor_value_info("point_coords", TensorProto.FLOAT, ["B", "N", 2]),
-         helper.make_tensor_value_info("point_labels", TensorProto.FLOAT, ["B", "N"]),
-         helper.make_tensor_value_info("mask_input", TensorProto.FLOAT, ["B", 1, low, low]),
-         helper.make_tensor_value_info("has_mask_input", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("low_res_masks", TensorProto.FLOAT, ["B", 3, low, low]),
+    points = [helper.make_tensor_value_info("point_coords", TensorProto.FLOAT, ["B", "N", 2]),
+              helper.make_tensor_value_info("point_labels", TensorProto.FLOAT, ["B", "N"])]
+    if windowed:
+        inputs = [helper.make_tensor_value_info("image_embeddings", TensorProto.FLOAT, ["B", 256, "H", "W"]),
+                  helper.make_tensor_value_info("window_origin", TensorProto.FLOAT, ["B", 2])] + points
+        mask_shape = ["B", 3, "H4", "W4"]
+    else:
+        inputs = [helper.make_tensor_value_info("image_embeddings", TensorProto.FLOAT, [1, 256, e, e])]
+        inputs += points
+        inputs += [helper.make_tensor_value_info("mask_input", TensorProto.FLOAT, ["B", 1, low, low]),
+                   helper.make_tensor_value_info("has_mask_input", TensorProto.FLOAT, [1])]
+        mask_shape = ["B", 3, low, low]
+    return helper.make_graph(
+        nodes, "known_answer_sam_window_decoder" if windowed else "known_answer_sam_decoder", inputs,
+        [helper.make_tensor_value_info("low_res_masks", TensorProto.FLOAT, mask_shape),
          helper.make_tensor_value_info("iou_predictions", TensorProto.FLOAT, ["B", 3])])
-    return _save(graph, path)
 
 
 def make_clip_visual(path: Path, image_size: int, embed_dim: int) -> Path:
@@ -399,6 +455,7 @@ def make_known_answer_set(out_dir: Union[str, Path], input_size: int = 512, embe
     files: Dict[str, Path] = {
         "sam_encoder.onnx": make_sam_encoder(out / "sam_encoder.onnx", input_size),
         "sam_decoder.onnx": make_sam_decoder(out / "sam_decoder.onnx", input_size),
+        "sam_decoder_window.onnx": make_sam_window_decoder(out / "sam_decoder_window.onnx", input_size),
         "clip_visual.onnx": make_clip_visual(out / "clip_visual.onnx", image_size, embed_dim),
         "clip_text.onnx": make_clip_text(out / "clip_text.onnx", tokenizer, embed_dim),
         "bpe_vocab.txt.gz": merges_path,
@@ -408,7 +465,8 @@ def make_known_answer_set(out_dir: Union[str, Path], input_size: int = 512, embe
         "name": f"known-answer-s{input_size}-d{embed_dim}",
         "kind": "known-answer",
         "sam": {"encoder": "sam_encoder.onnx", "decoder": "sam_decoder.onnx",
-                "input_size": input_size, "embed_size": input_size // 16,
+                "decoder_window": "sam_decoder_window.onnx", "input_size": input_size,
+                "embed_size": input_size // 16,
                 "pixel_mean": SAM_PIXEL_MEAN, "pixel_std": SAM_PIXEL_STD},
         "clip": {"visual": "clip_visual.onnx", "text": "clip_text.onnx",
                  "image_size": image_size, "embed_dim": embed_dim, "context_length": context_length,
