@@ -100,9 +100,9 @@ PARAMS: Tuple[Param, ...] = (
           reconfigure=True),
     Param("tracking_max_track_age_s", 1.0, "with tracking: how long an object that was lost (occluded, out "
           "of view) keeps its id while keyframes look for it", range=(0.0, 60.0), reconfigure=True),
-    Param("tracking_reverify_period_s", 0.0, "with tracking: re-score each tracked object against the command "
-          "this often between keyframes, dropping one that no longer matches (0 = keyframes only; local "
-          "backend)", range=(0.0, 60.0), reconfigure=True),
+    Param("tracking_reverify_period_s", 0.0, "with tracking: re-score each tracked object against the "
+          "command this often between keyframes, dropping one that no longer matches (0 = keyframes only; "
+          "local backend)", range=(0.0, 60.0), reconfigure=True),
     Param("tracking_tracker", "flow", "with tracking: box tracker between keyframes: flow (sparse optical "
           "flow) or OpenCV's mil, kcf, csrt (kcf and csrt need opencv-contrib)", choices=TRACKERS,
           reconfigure=True),

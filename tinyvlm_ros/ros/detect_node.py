@@ -12,9 +12,10 @@ Callbacks never wait for inference: frames go to a newest-only slot that a
 worker thread drains, so a slow engine drops (and counts) stale frames instead
 of building up latency.  With ``tracking`` on, the worker tracks every frame
 (cheap) and publishes detections for each, while the engine runs keyframes and
-re-verifications on a thread of its own (:mod:`tinyvlm_ros.tracking.runner`).  With ``backend: mcu`` and ``mcu_camera: device`` there
-is no image subscription: the worker asks the MCU to capture and detect, and
-the detections are stamped with the device's capture time in ROS time.
+re-verifications on a thread of its own (:mod:`tinyvlm_ros.tracking.runner`).
+With ``backend: mcu`` and ``mcu_camera: device`` there is no image
+subscription: the worker asks the MCU to capture and detect, and the
+detections are stamped with the device's capture time in ROS time.
 
 This file wires parameters, topics and the lifecycle; the service, the outputs
 and the diagnostics have their own modules, and the algorithms live in plain
@@ -308,8 +309,8 @@ class DetectNode(Node):
                                       "its result will not be published")
         tracking = self._tracking
         if tracking is not None and tracking.running and not tracking.stop(WORKER_STOP_S):
-            self.get_logger().warning(f"the engine job in progress did not finish within {WORKER_STOP_S:g} s; "
-                                      "its answer will be discarded")
+            self.get_logger().warning(f"the engine job in progress did not finish within "
+                                      f"{WORKER_STOP_S:g} s; its answer will be discarded")
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -436,7 +437,6 @@ class DetectNode(Node):
             self.counters.inc("frames_bad")
             self._report_problem(f"image:{_problem_kind(str(exc))}", f"bad image skipped: {exc}")
             return
-        t_decoded = time.perf_counter()
         threshold = self.threshold()
         runner.loop.with_masks = bool(self.param("publish_masks"))
         runner.loop.verify_threshold = threshold if threshold is not None else 0.5
