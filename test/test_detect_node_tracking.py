@@ -305,3 +305,38 @@ def test_unusable_tracking_settings_fail_configure_with_the_reason(models, tmp_p
     finally:
         assert stop_node(proc) == 0, node_log(proc)[-3000:]
     assert "configure failed" in node_log(proc)
+
+
+def test_mcu_backend_tracks_through_the_same_engine_interface(models, tmp_path):
+    # the host build of the firmware on a pseudo-terminal, its built-in random-weight encoder (wiring only:
+    # its boxes mean nothing); keyframes go to the MCU, every frame is tracked and published on the host
+    from tinyvlm_ros.mcu.emulate import Emulator
+    from tinyvlm_ros.testing import scenes
+
+    scene = scenes.make_scene(33, 320, 240, labels=["red block", "blue ball"])
+    with Emulator("host") as emu:
+        proc = _detect_node(models, tmp_path, "backend:=mcu", f"serial_port:={emu.url}", "matryoshka_dim:=16",
+                            "mcu_score_threshold:=0.01", "mcu_timeout_s:=3.0", "mcu_allow_random_model:=true",
+                            "image_reliability:=reliable")
+        try:
+            with ros_node() as n:
+                p = Planner(n)
+                image_pub = n.create_publisher(Image, "image", RELIABLE)
+                p.wait_ready(proc)
+                assert spin_until(n, lambda: image_pub.get_subscription_count() > 0, 10, proc)
+                cid = p.command("pick the red block", proc)
+                for k in range(20):
+                    header = Header(frame_id="camera")
+                    header.stamp.sec, header.stamp.nanosec = 500 + k // 10, (k % 10) * 100_000_000
+                    image_pub.publish(convert.rgb_to_image_msg(scene.image, header))
+                    spin_until(n, lambda: False, 0.1, proc)
+                v = p.wait_diag(proc, lambda v: _idle(v) and int(v.get("tracking.keyframes", 0)) >= 1)
+                assert v["tracking"] == "on" and v["model.backend"] == "mcu"
+                assert v["tracking.engine_errors"] == "0" and v["frames_failed"] == "0"
+                assert int(v["frames_processed"]) == int(v["tracking.frames_tracked"]) >= 1
+                frames = p.frames(cid)
+                assert len(frames) >= 0.8 * int(v["frames_processed"])
+                for _, det_msg, info in frames:
+                    _check_frame(cid, det_msg, info)
+        finally:
+            assert stop_node(proc) == 0, node_log(proc)[-3000:]
