@@ -16,6 +16,13 @@ command stood; ``frames_bad``: could not be decoded; ``frames_failed``: the
 engine raised (e.g. the MCU stopped answering).  A frame whose command could not
 be grounded is processed (an empty Detection2DArray is published) and also
 counted in ``grounding_failures``.
+
+With tracking on, every frame taken with a command is tracked and published
+(``frames_processed``); the engine's keyframes and re-verifications run beside
+on frames the tracker also processed, so they add no term to the identity.
+They are counted apart (``tracking.*``: ``frames_tracked``, ``keyframes``,
+``verifications``, ``engine_errors``, and the rates ``tracked_hz`` and
+``keyframe_hz``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "fram
 #: Other counters always listed (0 when nothing happened).
 OTHER_COUNTERS = ("bad_inputs", "grounding_failures", "commands_received", "service_calls",
                   "service_timeouts", "service_late_results", "frames_without_depth")
+
+#: Tracking counters listed (as ``tracking.<name>``) while tracking is on.
+TRACKING_COUNTERS = ("frames_tracked", "keyframes", "verifications", "engine_errors", "stale_answers",
+                     "clock_restarts")
 
 #: A standing command with no image for this long is a warning.
 NO_IMAGE_WARN_S = 5.0
@@ -57,6 +68,8 @@ class NodeReport:
         fps: frames processed per second, recently.
         last_latency_s: image stamp to publish of the last frame (NaN when none).
         since_last_frame_s: seconds since the last image arrived (inf when none yet).
+        tracking: tracking counters and rates by name ({} with tracking off; see
+            :meth:`tinyvlm_ros.tracking.runner.TrackingRunner.snapshot`).
     """
 
     name: str
@@ -77,6 +90,7 @@ class NodeReport:
     fps: float = 0.0
     last_latency_s: float = float("nan")
     since_last_frame_s: float = float("inf")
+    tracking: Dict[str, float] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -113,6 +127,12 @@ def values(r: NodeReport) -> Dict[str, str]:
     # kinds of bad input and of refused depth, e.g. bad_input.image:unsupported_encoding
     out.update({k: str(v) for k, v in sorted(r.counters.items())
                 if k.startswith(("bad_input.", "depth_refused."))})
+    out["tracking"] = "on" if r.tracking else "off"
+    if r.tracking:
+        for name in TRACKING_COUNTERS:
+            out[f"tracking.{name}"] = str(int(r.tracking.get(name, 0)))
+        for name in ("tracked_hz", "keyframe_hz"):
+            out[f"tracking.{name}"] = f"{r.tracking.get(name, 0.0):.2f}"
     for name, qs in r.stages.items():
         if len(qs) >= 2 and not math.isnan(qs[0]):
             out[f"{name}_p50_ms"] = f"{qs[0] * 1e3:.1f}"

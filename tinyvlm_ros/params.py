@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from tinyvlm_ros.grounding import parse_threshold_table
+from tinyvlm_ros.tracking.manager import TRACKERS
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,20 @@ PARAMS: Tuple[Param, ...] = (
           "camera's optical frame)"),
     Param("mcu_score_threshold", 0.0, "cosine threshold of MCU region scores (0 = the distilled model's "
           "calibrated value, else 0.25)", range=(0.0, 1.0)),
+    Param("tracking", False, "follow the command's objects between keyframes (docs/tracking.md): detections "
+          "for every camera frame with stable track ids, the engine runs on keyframes at its own pace",
+          reconfigure=True),
+    Param("tracking_keyframe_period_s", 1.0, "with tracking: longest time between keyframes (0 = back to "
+          "back); lost tracks, low tracker confidence and scene changes take one sooner", range=(0.0, 60.0),
+          reconfigure=True),
+    Param("tracking_max_track_age_s", 1.0, "with tracking: how long an object that was lost (occluded, out "
+          "of view) keeps its id while keyframes look for it", range=(0.0, 60.0), reconfigure=True),
+    Param("tracking_reverify_period_s", 0.0, "with tracking: re-score each tracked object against the "
+          "command this often between keyframes, dropping one that no longer matches (0 = keyframes only; "
+          "local backend)", range=(0.0, 60.0), reconfigure=True),
+    Param("tracking_tracker", "flow", "with tracking: box tracker between keyframes: flow (sparse optical "
+          "flow) or OpenCV's mil, kcf, csrt (kcf and csrt need opencv-contrib)", choices=TRACKERS,
+          reconfigure=True),
     Param("service_timeout_s", 10.0, "the ~/detect service answers failure after this long",
           range=(0.1, 600.0)),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics and ~/status updates", range=(0.1, 60.0)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Generic, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -87,6 +87,20 @@ class SharedEngine:
                                  max_detections=max_detections)
         finally:
             self._lock.release()
+
+    def score_regions(self, image: np.ndarray, boxes: Sequence[Sequence[float]],
+                      masks: Sequence[Optional[np.ndarray]], phrases: Sequence[str]) -> List[Optional[float]]:
+        """Re-score regions of ``image`` against phrases (tracking's re-verification), one call at a time.
+
+        An engine without ``score_regions`` (the MCU) or no engine answers None per region: the
+        caller then leaves those tracks as they are.
+        """
+        with self._lock:
+            engine = self._engine
+            score = getattr(engine, "score_regions", None) if engine is not None else None
+            if score is None:
+                return [None] * len(boxes)
+            return [float(v) for v in score(image, boxes, masks, phrases)]
 
     def capture(self, command: Any, *, score_threshold: Optional[float],
                 max_detections: int) -> Optional[Tuple[DetectionResult, Any]]:

@@ -10,9 +10,12 @@ file) it configures and activates itself (parameter ``autostart``).
 
 Callbacks never wait for inference: frames go to a newest-only slot that a
 worker thread drains, so a slow engine drops (and counts) stale frames instead
-of building up latency.  With ``backend: mcu`` and ``mcu_camera: device`` there
-is no image subscription: the worker asks the MCU to capture and detect, and
-the detections are stamped with the device's capture time in ROS time.
+of building up latency.  With ``tracking`` on, the worker tracks every frame
+(cheap) and publishes detections for each, while the engine runs keyframes and
+re-verifications on a thread of its own (:mod:`tinyvlm_ros.tracking.runner`).
+With ``backend: mcu`` and ``mcu_camera: device`` there is no image
+subscription: the worker asks the MCU to capture and detect, and the
+detections are stamped with the device's capture time in ROS time.
 
 This file wires parameters, topics and the lifecycle; the service, the outputs
 and the diagnostics have their own modules, and the algorithms live in plain
@@ -50,6 +53,9 @@ from tinyvlm_ros.ros.outputs import Outputs
 from tinyvlm_ros.ros.service import DetectService
 from tinyvlm_ros.stats import Counters, Rate, Windows
 from tinyvlm_ros.sync import StampPairer
+from tinyvlm_ros.tracking import Frame, TrackingConfig
+from tinyvlm_ros.tracking.loop import KEYFRAME
+from tinyvlm_ros.tracking.runner import JobSettings, TrackingRunner
 from tinyvlm_ros.types import Detection, DetectionResult
 from tinyvlm_ros.workers import FrameWorker, SharedEngine
 
@@ -91,6 +97,7 @@ class DetectNode(Node):
         self._pairer: Optional[StampPairer] = None
         self._subs: List[Any] = []
         self._worker: Optional[FrameWorker] = None
+        self._tracking: Optional[TrackingRunner] = None   # with the tracking parameter, from configure
         self._outputs = Outputs(self)
         self._reporter = Reporter(self, self.report, float(self.param("diagnostics_period_s")))
         self._service = DetectService(self)
@@ -137,6 +144,7 @@ class DetectNode(Node):
             if problem:
                 raise ValueError(problem)
             self.commands.set_thresholds(parse_threshold_table(self._cfg["target_thresholds"]))
+            tracking = self._make_tracking(self._cfg)
             # device-camera stamps are translated into this node's ROS clock
             engine = backends.make_engine(self._cfg, host_clock=lambda: self.get_clock().now().nanoseconds)
         except Exception as exc:
@@ -149,18 +157,44 @@ class DetectNode(Node):
             return TransitionCallbackReturn.FAILURE
         self._last_error = ""
         self.engine.set(engine)
+        self._tracking = tracking
         self._outputs.configure(bool(self._cfg["use_depth"]))
         if self._cfg["use_depth"]:
             self._pairer = StampPairer(("depth", "camera_info"), float(self._cfg["depth_tolerance_s"]))
-        self.get_logger().info(f"configured: backend {self._cfg['backend']}, models {self.engine.describe()}")
+        self.get_logger().info(f"configured: backend {self._cfg['backend']}, models {self.engine.describe()}"
+                               + (f", tracking with {self._cfg['tracking_tracker']}" if tracking else ""))
         self._set_state("inactive")
         return TransitionCallbackReturn.SUCCESS
+
+    @staticmethod
+    def _tracking_config(cfg: Dict[str, Any]) -> Optional[TrackingConfig]:
+        """Return the tracking parameters of ``cfg``, or None with tracking off (ValueError: unusable)."""
+        if not cfg["tracking"]:
+            return None
+        if cfg["backend"] == "mcu" and cfg["mcu_camera"] == "device":
+            raise ValueError("tracking needs the camera frames on this computer; with mcu_camera device "
+                             "they never leave the MCU: use mcu_camera host or tracking false")
+        return TrackingConfig(keyframe_period_s=float(cfg["tracking_keyframe_period_s"]),
+                              max_track_age_s=float(cfg["tracking_max_track_age_s"]),
+                              reverify_period_s=float(cfg["tracking_reverify_period_s"]),
+                              tracker=str(cfg["tracking_tracker"]))
+
+    def _make_tracking(self, cfg: Dict[str, Any]) -> Optional[TrackingRunner]:
+        config = self._tracking_config(cfg)
+        if config is None:
+            return None
+        # builds the tracker now: an OpenCV tracker this build lacks is a configure error, not a frame error
+        return TrackingRunner(self.engine, config, name="tinyvlm-engine")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         super().on_activate(state)   # enables the lifecycle publishers
         image_topic = self._subscribe()
         device = self._device_camera()
-        self._worker = FrameWorker(self._slot, self._on_capture if device else self._on_frame,
+        handle = self._on_capture if device else self._on_frame
+        if self._tracking is not None:
+            self._tracking.start()
+            handle = self._on_tracked_frame
+        self._worker = FrameWorker(self._slot, handle,
                                    self._on_frame_error,
                                    rate_limit_hz=lambda: float(self.param("rate_limit_hz")),
                                    on_leftover=lambda item: self.counters.inc("frames_dropped"),
@@ -183,6 +217,7 @@ class DetectNode(Node):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._outputs.cleanup()
+        self._tracking = None
         self.engine.release()
         self._pairer = None
         self._set_state("unconfigured")
@@ -272,6 +307,10 @@ class DetectNode(Node):
         if worker is not None and not worker.stop(WORKER_STOP_S):
             self.get_logger().warning(f"the frame in progress did not finish within {WORKER_STOP_S:g} s; "
                                       "its result will not be published")
+        tracking = self._tracking
+        if tracking is not None and tracking.running and not tracking.stop(WORKER_STOP_S):
+            self.get_logger().warning(f"the engine job in progress did not finish within "
+                                      f"{WORKER_STOP_S:g} s; its answer will be discarded")
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -383,6 +422,61 @@ class DetectNode(Node):
         if self.param("one_shot") and self.commands.finish(cmd):
             self._reporter.publish_status()
 
+    def _on_tracked_frame(self, item: Tuple[Any, str, float]) -> None:
+        """Tracking mode: track this frame and publish for it; the engine thread runs keyframes beside."""
+        msg, kind, _ = item
+        runner = self._tracking
+        cmd = self.commands.standing
+        if cmd is None or runner is None:
+            self.counters.inc("frames_skipped_no_command")
+            return
+        t0 = time.perf_counter()
+        try:
+            rgb = self.decode(msg, kind)
+        except ValueError as exc:
+            self.counters.inc("frames_bad")
+            self._report_problem(f"image:{_problem_kind(str(exc))}", f"bad image skipped: {exc}")
+            return
+        threshold = self.threshold()
+        runner.loop.with_masks = bool(self.param("publish_masks"))
+        runner.loop.verify_threshold = threshold if threshold is not None else 0.5
+        settings = JobSettings(cmd.parsed, threshold, int(self.param("max_detections")),
+                               {"mode": str(self.param("mode"))})
+        try:
+            step = runner.step(Frame(_stamp_ns(msg.header), rgb), cmd.id, settings)
+        except Exception:
+            self.counters.inc("frames_failed")
+            raise
+        worker = self._worker
+        if worker is None or not worker.running:
+            self.counters.inc("frames_dropped")   # deactivated meanwhile: nothing may be published
+            return
+        for error in step.errors:
+            self._report_problem("inference", f"engine job failed: {error}")
+        detections: List[Detection] = step.detections
+        keyframes = [a for a in step.answers if a.job.kind == KEYFRAME and a.result is not None]
+        for answer in keyframes:
+            self._stages.add("engine", answer.seconds)
+            for name, secs in answer.result.timings.items():
+                self._stages.add(f"stage.{name}", secs)
+            if answer.result.failure:
+                self._command_failed(cmd, answer.result.failure)
+                detections = []
+            else:
+                self.commands.record(cmd, answer.result.detections)   # where "it" is now
+        self._outputs.publish(msg.header, rgb, detections, cmd.id, cmd.text, cmd.report.targets,
+                              bool(self.param("publish_masks")))
+        if self._outputs.wants_3d:
+            self._publish_3d(msg.header, rgb.shape[:2], detections)
+        t1 = time.perf_counter()
+        self._stages.add("track", step.seconds)
+        self._stages.add("overhead", (t1 - t0) - step.seconds)
+        self._stages.add("total", t1 - t0)
+        self._record_latency(msg.header)
+        self.counters.inc("frames_processed")
+        if keyframes and self.param("one_shot") and self.commands.finish(cmd):
+            self._reporter.publish_status()
+
     def _next_capture(self, timeout: float) -> Optional[Tuple[None, str, float]]:
         """Device-camera mode's frame source: one capture request whenever a command stands."""
         if self.commands.standing is None:
@@ -466,6 +560,9 @@ class DetectNode(Node):
         self._stages.add("total", t1 - t0)
         for name, secs in engine_timings.items():
             self._stages.add(f"stage.{name}", secs)
+        self._record_latency(header)
+
+    def _record_latency(self, header: Any) -> None:
         stamp = Time.from_msg(header.stamp)
         if stamp.nanoseconds > 0:
             self._stages.add("latency", (self.get_clock().now() - stamp).nanoseconds * 1e-9)
@@ -475,6 +572,7 @@ class DetectNode(Node):
     def report(self) -> health.NodeReport:
         """Snapshot the node's state for ``~/status`` and ``/diagnostics``."""
         cmd, error = self.commands.snapshot()
+        tracking = self._tracking
         degraded, why = self.engine.health()
         since = time.monotonic() - self._last_frame_time if self._last_frame_time else float("inf")
         return health.NodeReport(
@@ -486,7 +584,8 @@ class DetectNode(Node):
             understood=cmd.report.understood if cmd else "",
             not_understood=tuple(cmd.report.not_understood) if cmd else (), command_error=error,
             counters=self.counters.snapshot(), stages=self._stages.percentiles((50, 95)), fps=self._fps.hz(),
-            last_latency_s=self._stages.get("latency").last, since_last_frame_s=since)
+            last_latency_s=self._stages.get("latency").last, since_last_frame_s=since,
+            tracking=tracking.snapshot() if tracking is not None else {})
 
 
 def _stamp_ns(header: Any) -> int:

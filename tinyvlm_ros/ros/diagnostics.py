@@ -32,6 +32,8 @@ def status_msg(r: health.NodeReport) -> DetectorStatus:
         not_understood=list(r.not_understood), command_error=r.command_error, ready=r.ready,
         frames_received=int(c.get("frames_received", 0)), frames_processed=int(c.get("frames_processed", 0)),
         frames_dropped=int(c.get("frames_dropped", 0)), bad_inputs=int(c.get("bad_inputs", 0)),
+        tracking=bool(r.tracking), frames_tracked=int(r.tracking.get("frames_tracked", 0)),
+        keyframes=int(r.tracking.get("keyframes", 0)),
         last_latency_s=float(r.last_latency_s) if r.last_latency_s == r.last_latency_s else 0.0)
 
 

@@ -61,23 +61,25 @@ class EngineAnswer:
 
 
 def run_job(engine: Any, job: EngineJob, command: Any, *, score_threshold: Optional[float] = None,
-            max_detections: Optional[int] = None) -> EngineAnswer:
+            max_detections: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> EngineAnswer:
     """Run one job on ``engine`` (blocking); exceptions become ``EngineAnswer.error``.
 
     Re-verification needs the engine's optional ``score_regions(image, boxes, masks, phrases)``; an
-    engine without it answers None per track (keyframes alone then verify).
+    engine without it (or one that answers None for a region) leaves those tracks as they are
+    (keyframes alone then verify).  ``options`` are further keyword arguments of ``engine.detect``.
     """
     t0 = time.perf_counter()
     try:
         if job.kind == KEYFRAME:
             result = engine.detect(job.frame.rgb, command, score_threshold=score_threshold,
-                                   max_detections=max_detections)
+                                   max_detections=max_detections, **(options or {}))
             return EngineAnswer(job, result=result, seconds=time.perf_counter() - t0)
         score = getattr(engine, "score_regions", None)
         if score is None:
             scores: Sequence[Optional[float]] = [None] * len(job.track_ids)
         else:
-            scores = [float(s) for s in score(job.frame.rgb, job.boxes, job.masks, job.labels)]
+            scores = [None if s is None else float(s)
+                      for s in score(job.frame.rgb, job.boxes, job.masks, job.labels)]
         return EngineAnswer(job, scores=scores, seconds=time.perf_counter() - t0)
     except Exception as exc:  # the loop must survive whatever one engine call does
         return EngineAnswer(job, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0)
@@ -108,6 +110,14 @@ class TrackingLoop:
         """Forget the tracks; the next frame becomes a keyframe as soon as the engine is free."""
         self.generation += 1
         self.manager.reset()
+
+    def abandon(self) -> None:
+        """Forget the engine job in flight (its engine was stopped) and the tracks: start over.
+
+        Its answer, should it still come, belongs to an older generation and is dropped.
+        """
+        self.new_command()
+        self.busy = False
 
     def step(self, frame: Frame,
              answers: Iterable[EngineAnswer] = ()) -> Tuple[List[Detection], Optional[EngineJob]]:

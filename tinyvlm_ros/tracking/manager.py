@@ -175,13 +175,15 @@ class TrackManager:
 
     def reset(self) -> None:
         """Forget every track for a new command (ids keep counting); ask for a keyframe at once."""
-        for tid in list(self._tracks):
-            self.tracker.drop(tid)
+        self.tracker.clear()
         self._tracks.clear()
         self.target_id = None
         self._pending_ns = None
         self._lost_since_keyframe = False
         self.policy.new_command()
+        # the next frame may be older (a replay that starts over): nothing before it is needed
+        self._frame = None
+        self.trail.clear()
 
     # -- per frame --------------------------------------------------------------------------------
     def track(self, frame: Frame) -> None:
