@@ -26,7 +26,8 @@ FRAMES = 45
 
 @pytest.fixture(scope="module")
 def slide_bag(tmp_path_factory):
-    return make_sequence_bag(tmp_path_factory.mktemp("seq") / "slide", "slide", storage="sqlite3", frames=FRAMES)
+    return make_sequence_bag(tmp_path_factory.mktemp("seq") / "slide", "slide", storage="sqlite3",
+                             frames=FRAMES)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,8 @@ def test_sequence_bag_ground_truth_carries_identities(slide_bag):
         got = {bagio.object_id(d.id): d for d in msg.detections}
         assert set(got) == {o.identity for o in f.truth}
         for o in f.truth:
-            d = bagio.msg_to_detections(type(msg)(header=msg.header, detections=[got[o.identity]]), ids=True)[0]
+            one = type(msg)(header=msg.header, detections=[got[o.identity]])
+            d = bagio.msg_to_detections(one, ids=True)[0]
             assert d.track_id == o.identity and d.label == o.label
             assert np.allclose(d.box_xyxy, o.box_xyxy)
     assert bagio.object_id("3/17") == 17 and bagio.object_id("5") == 5 and bagio.object_id("red") == 0
@@ -101,7 +103,8 @@ def test_identity_metrics_are_motmetrics_on_the_published_ids(offline, slide_bag
                          np.array([d.box_xyxy for d in dets]).reshape(-1, 4))
         ok = np.array([[g.label == d.label for d in dets] for g in gt], bool).reshape(iou.shape)
         iou = np.where(ok, iou, 0.0)
-        acc.update([g.track_id for g in gt], [d.track_id for d in dets], np.where(iou >= 0.5, 1 - iou, np.nan))
+        acc.update([g.track_id for g in gt], [d.track_id for d in dets],
+                   np.where(iou >= 0.5, 1 - iou, np.nan))
     df = mm.metrics.create().compute(acc, metrics=["mota", "idf1", "num_switches", "num_fragmentations"])
     mot = s["tracking"]["identity"]["mot"]
     assert mot["mota"] == pytest.approx(float(df["mota"].iloc[0]), abs=1e-4)
@@ -119,8 +122,8 @@ def test_docs_section_goes_between_the_markers(offline, tmp_path):
     s, _, _ = offline
     bad = copy.deepcopy(s)
     bad["tracking"]["latency_ms"]["tracked"]["p95"] = s["tracking"]["latency_ms"]["tracked"]["p95"] + 100.0
-    runs = [TrackingRun("slide", 0, "offline", "known-answer", "ka-set", s, ["tinyvlm bench bag X --tracking"],
-                        (0.5, 0.7)),
+    runs = [TrackingRun("slide", 0, "offline", "known-answer", "ka-set", s,
+                        ["tinyvlm bench bag X --tracking"], (0.5, 0.7)),
             TrackingRun("slide", 0, "live", "known-answer", "ka-set", bad, ["detect_node ..."], (0.7, 0.9))]
     section = render_section(runs, title="Measured", command="make bench-tracking", date="today",
                              notes=["Live runs left out: because."])

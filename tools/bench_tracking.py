@@ -33,7 +33,7 @@ def tinyvlm(*args: Any) -> List[str]:
 
 
 def shown(cmd: List[str]) -> str:
-    """The command as a reader would type it, paths relative to the repository."""
+    """Return the command as a reader would type it, paths relative to the repository."""
     return ("tinyvlm " + " ".join(shlex.quote(c) for c in cmd[3:])).replace(str(ROOT) + "/", "")
 
 
@@ -119,7 +119,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench_tracking")
     ap.add_argument("--sequences", nargs="+", default=["slide", "cross", "occlude", "pan"])
-    ap.add_argument("--kinds", nargs="+", default=["known-answer", "random"], help="model set kinds, in order")
+    ap.add_argument("--kinds", nargs="+", default=["known-answer", "random"],
+                    help="model set kinds, in order")
     ap.add_argument("--sam-input", type=int, default=512, help="random-weight set's SAM input (default 512)")
     ap.add_argument("--no-live", action="store_true", help="offline runs only")
     ap.add_argument("--tracking-docs", type=Path, default=ROOT / "docs" / "tracking.md")

@@ -25,9 +25,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
     p.add_argument("--encoding", choices=("rgb8", "bgr8", "mono8"), default="rgb8",
                    help="raw image encoding (default rgb8)")
-    p.add_argument("--sequence", help="write a generated moving sequence instead (slide, cross, occlude, pan: "
-                   "640x480 at 30 Hz, its own command, identities in the ground truth); --frames cuts it "
-                   "short, --rate/--seed/--size/--command do not apply")
+    p.add_argument("--sequence", help="write a generated moving sequence instead (slide, cross, occlude, "
+                   "pan: 640x480 at 30 Hz, its own command, identities in the ground truth); --frames cuts "
+                   "it short, --rate/--seed/--size/--command do not apply")
     p.set_defaults(func=_cmd_make_bag)
 
     p = subparsers.add_parser("bag", help="replay a bag through the detector (offline or live) and report",
@@ -60,8 +60,8 @@ def register(subparsers: Any) -> None:
     t = p.add_argument_group("tracking (--tracking)", "keyframe detection + tracking between keyframes, the "
                              "node's tracking:=true; report ids, detected vs tracked frames, MOTA/IDF1")
     t.add_argument("--tracking", action="store_true",
-                   help="offline: run the tracking loop with the engine on keyframes; live: the node must run "
-                   "with tracking:=true")
+                   help="offline: run the tracking loop with the engine on keyframes; live: the node must "
+                   "run with tracking:=true")
     t.add_argument("--engine-latency", type=float,
                    help="offline: engine answers come this many seconds after their frame (default: each "
                    "call's measured time)")
@@ -70,7 +70,8 @@ def register(subparsers: Any) -> None:
     t.add_argument("--reverify-period", type=float, help="offline: tracking_reverify_period_s (default 0)")
     t.add_argument("--tracker", help="offline: tracking_tracker (default flow)")
     t.add_argument("--target-identity", type=int,
-                   help="ground-truth identity of the target (default: the object detection 0 first lands on)")
+                   help="ground-truth identity of the target (default: the object detection 0 first "
+                   "lands on)")
     p.set_defaults(func=_cmd_bag)
 
 
@@ -102,7 +103,8 @@ def _cmd_make_bag(args: argparse.Namespace) -> int:
         make_sequence_bag(args.out, args.sequence, storage=args.storage, compressed=args.compressed,
                           frames=frames, encoding=args.encoding)
         print(f"wrote {args.out} ({args.storage}, sequence {spec.name}: {frames} frames {spec.width}x"
-              f"{spec.height} at {spec.rate_hz:g} Hz, command {spec.command!r}, ground truth with identities)")
+              f"{spec.height} at {spec.rate_hz:g} Hz, command {spec.command!r}, ground truth with "
+              "identities)")
         return 0
     args.frames = 30 if args.frames is None else args.frames
     make_bag(args.out, storage=args.storage, compressed=args.compressed, frames=args.frames, rate=args.rate,
@@ -146,7 +148,8 @@ def _cmd_bag(args: argparse.Namespace) -> int:
     if not args.tracking and any(v is not None for v in tuning.values()):
         raise ValueError("--engine-latency, --keyframe-period, --max-track-age, --reverify-period, --tracker "
                          "and --target-identity go with --tracking")
-    if args.live and args.tracking and any(v is not None for k, v in tuning.items() if k != "target_identity"):
+    node_side = [v for k, v in tuning.items() if k != "target_identity"]
+    if args.live and args.tracking and any(v is not None for v in node_side):
         raise ValueError("live: the node's parameters (tracking_keyframe_period_s ...) set its tracking; "
                          "only --target-identity applies to --live --tracking")
     if args.tracking and not args.live:
@@ -158,12 +161,14 @@ def _cmd_bag(args: argparse.Namespace) -> int:
             raise ValueError("--rate applies to --live replays; offline runs go as fast as the engine")
         config = TrackingConfig(**{name: getattr(args, arg) for arg, name in (
             ("keyframe_period", "keyframe_period_s"), ("max_track_age", "max_track_age_s"),
-            ("reverify_period", "reverify_period_s"), ("tracker", "tracker")) if getattr(args, arg) is not None})
+            ("reverify_period", "reverify_period_s"), ("tracker", "tracker"))
+            if getattr(args, arg) is not None})
         check_bag(args.bag, args.image_topic, args.command)
         summary = run_offline_tracking(args.bag, args.out, _make_engine(args), config=config,
                                        engine_latency_s=args.engine_latency, command=args.command,
                                        image_topic=args.image_topic, max_frames=args.max_frames,
-                                       score_threshold=args.score_threshold, max_detections=args.max_detections,
+                                       score_threshold=args.score_threshold,
+                                       max_detections=args.max_detections,
                                        target_identity=args.target_identity, write_bag=not args.no_bag,
                                        command_line=command_line)
         print(headline(summary, args.out))
@@ -214,7 +219,8 @@ def headline(summary: Dict[str, Any], out_dir: Path) -> str:
                f"{_f(t['latency_ms']['tracked']['p95'], 1)} ms; target id switches "
                f"{ident['target_id_switches'] if ident['target_id_switches'] is not None else 'n/a'}, "
                f"ID switches {mot.get('num_switches', 'n/a')}, fragmentations "
-               f"{mot.get('num_fragmentations', 'n/a')}, MOTA {_f(mot.get('mota'))}, IDF1 {_f(mot.get('idf1'))}, "
+               f"{mot.get('num_fragmentations', 'n/a')}, MOTA {_f(mot.get('mota'))}, "
+               f"IDF1 {_f(mot.get('idf1'))}, "
                f"target IoU on tracked frames {_f(t['target_iou_median']['tracked'])}")
     return (f"{summary['mode']} with the {model_set_phrase(summary)}: "
             f"{summary['processed']}/{summary['frames']} frames processed, "

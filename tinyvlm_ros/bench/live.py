@@ -287,7 +287,8 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 except psutil.Error:
                     pass
             if recorder is not None:
-                extra["tracking"] = {**recorder.summary(gt_topic is not None), "node_parameters": tracking_params}
+                extra["tracking"] = {**recorder.summary(gt_topic is not None),
+                                     "node_parameters": tracking_params}
             engine_info = {**(model_set or {}), **_node_engine(executor, statuses),
                            "node": "detect_node", "detections_topic": detections_topic}
             summary = sink.summary(mode="live", bag=bag, image_topic=topic, engine=engine_info,

@@ -30,7 +30,7 @@ SOURCE_DETECTED = 0
 
 
 def info_topic_for(detections_topic: str) -> str:
-    """Return the ``detections_info`` topic beside a ``detections`` topic (``/ns/detections`` -> ``/ns/detections_info``)."""
+    """Return the ``detections_info`` topic beside ``detections_topic`` (``/ns/detections_info``)."""
     head, _, _ = detections_topic.rstrip("/").rpartition("/")
     return f"{head}/detections_info"
 
@@ -54,8 +54,10 @@ def get_parameters(node: Any, executor: Any, node_fqn: str, names: List[str],
         future = client.call_async(GetParameters.Request(names=list(names)))
         if not spin_until(executor, future.done, timeout_s) or future.result() is None:
             raise TimeoutError(f"{node_fqn}/get_parameters did not answer within {timeout_s:g} s")
-        fields = {ParameterType.PARAMETER_BOOL: "bool_value", ParameterType.PARAMETER_INTEGER: "integer_value",
-                  ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value"}
+        fields = {ParameterType.PARAMETER_BOOL: "bool_value",
+                  ParameterType.PARAMETER_INTEGER: "integer_value",
+                  ParameterType.PARAMETER_DOUBLE: "double_value",
+                  ParameterType.PARAMETER_STRING: "string_value"}
         out = {}
         for name, value in zip(names, future.result().values):
             if value.type in fields:
@@ -128,8 +130,8 @@ class LiveTrackingRecorder:
         return node.create_subscription(DetectionInfo, topic, on_info,
                                         QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
-    def answered(self, index: int, sent_stamp_ns: int, truth: Optional[List[Detection]], dets: List[Detection],
-                 latency_s: Optional[float]) -> None:
+    def answered(self, index: int, sent_stamp_ns: int, truth: Optional[List[Detection]],
+                 dets: List[Detection], latency_s: Optional[float]) -> None:
         """Record an answered frame (``dets`` with ``track_id`` read from ``Detection2D.id``)."""
         self._answers.append(_Answer(index, sent_stamp_ns, truth, list(dets), time.monotonic(), latency_s))
 

@@ -82,8 +82,8 @@ def run_offline_tracking(bag: Path, out_dir: Path, engine: Engine, *, config: Op
                     o.truth = truths.pop(o.stamp_ns) or []
                 sink.add(o)
                 if o.status == "ok":
-                    tally.add(o.truth if gt_topic else None, o.detections, kind=kind, time_s=o.stamp_ns * 1e-9,
-                              latency_s=o.latency_s)
+                    tally.add(o.truth if gt_topic else None, o.detections, kind=kind,
+                              time_s=o.stamp_ns * 1e-9, latency_s=o.latency_s)
 
         cpu0, t0 = cpu_seconds(proc), time.perf_counter()
         try:
@@ -118,7 +118,8 @@ def run_offline_tracking(bag: Path, out_dir: Path, engine: Engine, *, config: Op
         keyframe_ms = [s * 1e3 for s in offline.engine_seconds]
         report.update({
             "mode": "offline",
-            "config": {"keyframe_period_s": config.keyframe_period_s, "max_track_age_s": config.max_track_age_s,
+            "config": {"keyframe_period_s": config.keyframe_period_s,
+                       "max_track_age_s": config.max_track_age_s,
                        "reverify_period_s": config.reverify_period_s, "tracker": config.tracker},
             "engine_latency_s": engine_latency_s,
             "engine_latency_from": "given" if engine_latency_s is not None else "measured per call",
@@ -130,7 +131,8 @@ def run_offline_tracking(bag: Path, out_dir: Path, engine: Engine, *, config: Op
         failure = f"{type(error).__name__}: {error}" if error and status != "interrupted" else None
         summary = sink.summary(mode="offline", bag=bag, image_topic=topic, engine=_describe(engine),
                                wall_s=wall, cpu_s=cpu,
-                               extra={"status": status, "command_line": command_line, "storage": reader.storage,
+                               extra={"status": status, "command_line": command_line,
+                                      "storage": reader.storage,
                                       "output_bag_name": "bag/" if write_bag else None, "error": failure,
                                       "tracking": report,
                                       "note": "tracking replay: latency = decode + tracking step per frame; "
@@ -154,7 +156,8 @@ def _step(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes, index: i
     except bagio.BagError:
         raise
     except ValueError as exc:
-        return FrameOutcome(index=index, stamp_ns=stamp, log_ns=log_ns, status="corrupt", error=str(exc)), EMPTY
+        return (FrameOutcome(index=index, stamp_ns=stamp, log_ns=log_ns, status="corrupt", error=str(exc)),
+                EMPTY)
     t1 = time.perf_counter()
     answers = offline.ready(stamp)
     fresh = any(a.job.kind == KEYFRAME and a.result is not None and not a.error

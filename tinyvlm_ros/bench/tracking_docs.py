@@ -86,8 +86,8 @@ def render_section(runs: Sequence[TrackingRun], *, title: str, command: str, dat
              f"tracked frames >= {GOAL_IOU:g}, tracked-frame latency p95 <= {GOAL_P95_MS:g} ms.  ✓ met, "
              "✗ missed.", "",
              "Offline: the tracking loop over the bag with the engine's answers delayed by its measured time "
-             "on the stream's clock; latency = decode + tracking step, stream rate = frames with a target per "
-             "second of bag time.  Live: the bag replayed over DDS into detect_node (`tracking:=true`); "
+             "on the stream's clock; latency = decode + tracking step, stream rate = frames with a target "
+             "per second of bag time.  Live: the bag replayed over DDS into detect_node (`tracking:=true`); "
              "latency = image stamp to detections received, stream rate = target messages received per "
              "second.", ""]
     kinds: List[str] = []
@@ -111,8 +111,8 @@ def render_section(runs: Sequence[TrackingRun], *, title: str, command: str, dat
             kf = (t.get("keyframe_ms") or {}).get("p50")
             load = " / ".join(f"{v:.1f}" for v in r.load) if r.load else "n/a"
             lines.append(
-                f"| {r.sequence} | {r.mode} | {t['frames']} | {k['detected']} / {k['tracked']} / {k['empty']} / "
-                f"{k['dropped']} | {_f(kf, 0)} | {_f(t['target_rate_hz'])}{_mark(g['rate'])} "
+                f"| {r.sequence} | {r.mode} | {t['frames']} | {k['detected']} / {k['tracked']} / "
+                f"{k['empty']} / {k['dropped']} | {_f(kf, 0)} | {_f(t['target_rate_hz'])}{_mark(g['rate'])} "
                 f"| {_f(lat['p50'])} | {_f(lat['p95'])}{_mark(g['p95'])} "
                 f"| {_f(ident.get('target_id_switches'))} ({r.occlusions}){_mark(g['switches'])} "
                 f"| {_f(mot.get('num_switches'))} | {_f(mot.get('num_fragmentations'))} "
@@ -142,7 +142,8 @@ def _missed(group: Sequence[TrackingRun]) -> List[str]:
                        f"{GOAL_RATE_HZ - t['target_rate_hz']:.1f} Hz short of {GOAL_RATE_HZ:g}")
         if g["p95"] is False:
             p95 = t["latency_ms"]["tracked"]["p95"]
-            out.append(f"{where}: tracked-frame p95 {p95:.1f} ms, {p95 - GOAL_P95_MS:.1f} ms over {GOAL_P95_MS:g}")
+            out.append(f"{where}: tracked-frame p95 {p95:.1f} ms, {p95 - GOAL_P95_MS:.1f} ms over "
+                       f"{GOAL_P95_MS:g}")
         if g["switches"] is False:
             out.append(f"{where}: {t['identity']['target_id_switches']} target id switches, "
                        f"{r.occlusions} allowed")
