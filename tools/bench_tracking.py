@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -41,7 +42,9 @@ def run(cmd: List[str], env: Optional[Dict[str, str]] = None,
         timeout: float = 900.0) -> subprocess.CompletedProcess:
     """Run a command, echoing it and its output; return the finished process (never raises on rc)."""
     print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    res = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
+    # not from the source tree: `python -m` would import its tinyvlm_ros, which lacks the built interfaces
+    res = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True,
+                         cwd=tempfile.gettempdir())
     sys.stdout.write(res.stdout)
     sys.stderr.write(res.stderr[-4000:])
     return res

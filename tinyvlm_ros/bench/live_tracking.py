@@ -6,9 +6,12 @@ without the ``tracking`` parameter or with it off, so a report never
 describes a node that was not tracking.  :class:`LiveTrackingRecorder` pairs
 every answered frame's ``Detection2DArray`` with its
 ``tinyvlm_ros/DetectionInfo`` (same header stamp): track ids from
-``Detection2D.id`` (checked against ``DetectionInfo.track_ids``), detected vs
-tracked from ``DetectionInfo.sources``.  At the end the frames go, in bag
-order, into a :class:`~tinyvlm_ros.bench.tracking.TrackingTally`.
+``Detection2D.id`` (checked against ``DetectionInfo.track_ids``).  A frame is
+*detected* when the engine's answer is in it: a detection's source is
+``SOURCE_DETECTED``, or the target's last verification (frame stamp -
+``verified_age_s``) moved forward or its track is new, i.e. a keyframe or
+re-verification was folded in on that frame; else *tracked*.  At the end the
+frames go, in bag order, into a :class:`~tinyvlm_ros.bench.tracking.TrackingTally`.
 
 rclpy is imported inside the functions only.
 """
@@ -113,7 +116,8 @@ class LiveTrackingRecorder:
         self.target_identity = target_identity
         self._answers: List[_Answer] = []
         self._dropped: List[Tuple[int, Optional[List[Detection]]]] = []
-        self._infos: Dict[int, Tuple[List[int], List[int]]] = {}
+        self._infos: Dict[int, Tuple[List[int], List[int], List[float]]] = {}
+        self._verified_ns: Dict[int, int] = {}
         self.info_missing = 0
         self.id_mismatches = 0
 
@@ -125,7 +129,8 @@ class LiveTrackingRecorder:
 
         def on_info(msg: Any) -> None:
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            self._infos[stamp] = ([int(v) for v in msg.track_ids], [int(v) for v in msg.sources])
+            self._infos[stamp] = ([int(v) for v in msg.track_ids], [int(v) for v in msg.sources],
+                                  [float(v) for v in msg.verified_age_s])
 
         return node.create_subscription(DetectionInfo, topic, on_info,
                                         QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
@@ -161,12 +166,19 @@ class LiveTrackingRecorder:
         if info is None or len(info[0]) != len(a.dets):
             self.info_missing += 1
             return a.dets, TRACKED
-        track_ids, sources = info
+        track_ids, sources, ages = info
         dets = []
-        for d, tid, src in zip(a.dets, track_ids, sources):
+        for d, tid, src, age in zip(a.dets, track_ids, sources, ages or [0.0] * len(a.dets)):
             if tid and d.track_id != tid:
                 self.id_mismatches += 1
             dets.append(Detection(label=d.label, score=d.score, box_xyxy=d.box_xyxy, role=d.role,
-                                  track_id=tid or d.track_id, tracked=src != SOURCE_DETECTED))
-        kind = DETECTED if any(not d.tracked for d in dets) else TRACKED
+                                  track_id=tid or d.track_id, tracked=src != SOURCE_DETECTED,
+                                  verified_age_s=age))
+        # the target's last verification, on the stream's clock; 1 ms slack for float32 ages
+        target = dets[0].track_id
+        verified = a.stamp_ns - int(round(dets[0].verified_age_s * 1e9))
+        before = self._verified_ns.get(target)
+        fresh = before is None or verified > before + 1_000_000
+        self._verified_ns[target] = verified if before is None else max(before, verified)
+        kind = DETECTED if fresh or any(not d.tracked for d in dets) else TRACKED
         return dets, kind
