@@ -90,13 +90,13 @@ def render_section(runs: Sequence[TrackingRun], *, title: str, command: str, dat
              "per second of bag time.  Live: the bag replayed over DDS into detect_node (`tracking:=true`); "
              "latency = image stamp to detections received, stream rate = target messages received per "
              "second.", ""]
-    kinds: List[str] = []
+    sets: List[tuple] = []
     for r in runs:
-        if r.kind not in kinds:
-            kinds.append(r.kind)
-    for kind in kinds:
-        group = [r for r in runs if r.kind == kind]
-        lines += [f"### {kind} model set {group[0].models}", "",
+        if (r.kind, r.models) not in sets:
+            sets.append((r.kind, r.models))
+    for kind, models in sets:
+        group = [r for r in runs if (r.kind, r.models) == (kind, models)]
+        lines += [f"### {kind} model set {models}", "",
                   "| sequence | mode | frames | detected / tracked / empty / dropped | keyframe ms p50 "
                   "| target stream Hz | tracked p50 ms | tracked p95 ms | target id switches (allowed) "
                   "| ID switches | fragm. | MOTA | IDF1 | target IoU tracked | load |",
