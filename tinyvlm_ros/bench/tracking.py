@@ -67,6 +67,7 @@ class TrackingTally:
         self.target_times_s: List[float] = []
         self.answer_times_s: List[float] = []
         self.frames_with_truth = 0
+        self._first_s: Optional[float] = None
 
     def add(self, truth: Optional[Sequence[Detection]], dets: Sequence[Detection], *, kind: str,
             time_s: Optional[float] = None, latency_s: Optional[float] = None) -> None:
@@ -76,7 +77,8 @@ class TrackingTally:
             truth: the bag's ground truth for the frame (``track_id`` = identity), None when it has none.
             dets: the published detections (detection 0 = the target), empty for a dropped frame.
             kind: ``"detected"``, ``"tracked"``, ``"empty"`` (answered, nothing published) or ``"dropped"``.
-            time_s: when the answer was published (stream time offline, receive time live), for the rates.
+            time_s: when the answer was published (stream time offline, receive time live), for the rates
+                and the time from the first answer to the first target.
             latency_s: the frame's latency (image stamp to detections).
         """
         if kind not in KINDS:
@@ -84,6 +86,8 @@ class TrackingTally:
         if dets and kind in (EMPTY, DROPPED):
             raise ValueError(f"a {kind} frame publishes nothing, got {len(dets)} detections")
         self.counts[kind] += 1
+        if time_s is not None and self._first_s is None:
+            self._first_s = float(time_s)
         if kind != DROPPED and time_s is not None:
             self.answer_times_s.append(float(time_s))
             if dets:
@@ -129,6 +133,8 @@ class TrackingTally:
             "frames_with_truth": self.frames_with_truth,
             "latency_ms": {k: _pcts(v) for k, v in self.latency_ms.items()},
             "target_rate_hz": _rate(self.target_times_s),
+            "first_target_s": (round(self.target_times_s[0] - self._first_s, 3)
+                               if self.target_times_s and self._first_s is not None else None),
             "answer_rate_hz": _rate(self.answer_times_s),
             "target_identity": self.target_identity,
             "target_identity_from": "given" if self.target_named else "first match of detection 0",
