@@ -88,9 +88,9 @@ def render_section(runs: Sequence[TrackingRun], *, title: str, command: str, dat
              "Offline: the tracking loop over the bag with the engine's answers delayed by its measured time "
              "on the stream's clock; latency = decode + tracking step, stream rate = frames with a target "
              "per second of bag time from the first target on (*first target*: seconds from the first frame "
-             "to the first published target, the first keyframe's wait).  Live: the bag replayed over DDS into detect_node (`tracking:=true`); "
-             "latency = image stamp to detections received, stream rate = target messages received per "
-             "second.", ""]
+             "to the first published target, the first keyframe's wait).  Live: the bag replayed over DDS "
+             "into detect_node (`tracking:=true`); latency = image stamp to detections received, stream "
+             "rate = target messages received per second.", ""]
     sets: List[tuple] = []
     for r in runs:
         if (r.kind, r.models) not in sets:
@@ -99,8 +99,8 @@ def render_section(runs: Sequence[TrackingRun], *, title: str, command: str, dat
         group = [r for r in runs if (r.kind, r.models) == (kind, models)]
         lines += [f"### {kind} model set {models}", "",
                   "| sequence | mode | frames | detected / tracked / empty / dropped | keyframe ms p50 "
-                  "| first target s | target stream Hz | tracked p50 ms | tracked p95 ms | target id switches (allowed) "
-                  "| ID switches | fragm. | MOTA | IDF1 | target IoU tracked | load |",
+                  "| first target s | target stream Hz | tracked p50 ms | tracked p95 ms "
+                  "| target id switches (allowed) | ID switches | fragm. | MOTA | IDF1 | target IoU tracked | load |",
                   "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in group:
             t = r.summary["tracking"]
