@@ -100,7 +100,8 @@ def render_section(runs: Sequence[TrackingRun], *, title: str, command: str, dat
         lines += [f"### {kind} model set {models}", "",
                   "| sequence | mode | frames | detected / tracked / empty / dropped | keyframe ms p50 "
                   "| first target s | target stream Hz | tracked p50 ms | tracked p95 ms "
-                  "| target id switches (allowed) | ID switches | fragm. | MOTA | IDF1 | target IoU tracked | load |",
+                  "| target id switches (allowed) | ID switches | fragm. | MOTA | IDF1 | target IoU tracked "
+                  "| load |",
                   "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in group:
             t = r.summary["tracking"]
