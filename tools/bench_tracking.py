@@ -191,9 +191,9 @@ def _sequences(args: argparse.Namespace, out: Path, env: Dict[str, str], kind: s
         spec = sequence(seq)
         bag = out / "bags" / seq
         mk = tinyvlm("bench", "make-bag", bag, "--sequence", seq, "--compressed")
-        if not bag.exists():
-            if run(mk).returncode != 0:
-                raise RuntimeError(f"make-bag --sequence {seq} failed")
+        made = not bag.exists()
+        if made and run(mk).returncode != 0:
+            raise RuntimeError(f"make-bag --sequence {seq} failed")
         res = out / f"{kind}{'-' + tag if tag else ''}" / f"{seq}-offline"
         cmd = tinyvlm("bench", "bag", bag, "--tracking", "--models", models, *extra, "--no-bag", "--out", res)
         load0 = os.getloadavg()[0]
@@ -201,7 +201,7 @@ def _sequences(args: argparse.Namespace, out: Path, env: Dict[str, str], kind: s
             raise RuntimeError(f"offline tracking replay of {seq} failed")
         summary = json.loads((res / "summary.json").read_text())
         runs.append(TrackingRun(seq, spec.target_occlusions, "offline", kind, name, summary,
-                                (made_by if first else []) + [shown(mk), shown(cmd)],
+                                (made_by if first else []) + ([shown(mk)] if made else []) + [shown(cmd)],
                                 (load0, os.getloadavg()[0])))
         first = False
         if live:
