@@ -145,3 +145,30 @@ def test_docs_section_goes_between_the_markers(offline, tmp_path):
     fresh = tmp_path / "new.md"
     replace_section(fresh, section, "Tracking")
     assert fresh.read_text().startswith(f"# Tracking\n\n{START}\n")
+
+
+def test_live_recorder_pairs_info_and_tells_detected_from_tracked_frames():
+    """Frames scored in bag order; a frame is detected when the target's verification moved forward."""
+    from tinyvlm_ros.bench.live_tracking import LiveTrackingRecorder, info_topic_for
+    from tinyvlm_ros.types import Detection
+
+    rec = LiveTrackingRecorder("pick the red block")
+    t0, dt = 1_000_000_000, 33_000_000
+    truth = [Detection("red block", 1.0, (10, 10, 50, 50), track_id=1)]
+    # frame 0: the keyframe's answer (a new track); 1-2 tracked (their verification ages);
+    # 3: a later keyframe; 4: dropped; 5: its DetectionInfo never came
+    ages = {0: 0.3, 1: 0.333, 2: 0.366, 3: 0.2}
+    for i in (3, 1, 0, 2):   # answers may be recorded out of order; the summary sorts them
+        stamp = t0 + i * dt
+        rec._infos[stamp] = ([7], [1], [ages[i]])
+        dets = [Detection("red block", 0.9, (11, 10, 51, 50), track_id=7)]
+        rec.answered(i, stamp, truth, dets, 0.01 * (i + 1))
+    rec.dropped(4, truth)
+    rec.answered(5, t0 + 5 * dt, truth, [Detection("red block", 0.9, (11, 10, 51, 50), track_id=7)], 0.01)
+    t = rec.summary(has_truth=True)
+    assert t["frame_kinds"] == {"detected": 2, "tracked": 3, "empty": 0, "dropped": 1}
+    assert t["info_missing"] == 1 and t["id_mismatches"] == 0
+    assert t["identity"]["target_id_switches"] == 0 and t["target_identity"] == 1
+    assert t["latency_ms"]["detected"]["n"] == 2 and t["latency_ms"]["tracked"]["n"] == 3
+    assert info_topic_for("/robot/detections") == "/robot/detections_info"
+    assert info_topic_for("/detections") == "/detections_info"
