@@ -11,7 +11,7 @@ COLCON_BUILD := colcon build --base-paths $(ROOT) --packages-select tinyvlm_ros 
 	--event-handlers console_cohesion- summary+ status- \
 	--cmake-args -DPython3_EXECUTABLE=$$VIRTUAL_ENV/bin/python -DBUILD_TESTING=ON
 
-.PHONY: help setup apt build test demo demo-mcu bench fidelity eval-docs firmware fuzz distill-demo ros2cli \
+.PHONY: help setup apt build test demo demo-mcu bench bench-tracking fidelity eval-docs firmware fuzz distill-demo ros2cli \
 	clean clean-venv
 
 help:
@@ -20,6 +20,8 @@ help:
 	@echo "make distill-demo - full distillation of the MCU encoder + its benchmark"
 	@echo "make test    - set up, colcon build, colcon test (every test)"
 	@echo "make bench   - pipeline + bag benchmarks, refreshes docs/benchmarks.md"
+	@echo "make bench-tracking - tracking on the moving sequences (known-answer + random-weight sets),"
+	@echo "               offline and live; refreshes docs/tracking.md and docs/benchmarks.md"
 	@echo "make fidelity- export vs the upstream code (random weights), refreshes docs/eval.md's fidelity section"
 	@echo "make eval-docs - prompt coverage and test-model runs on the shipped photos, refreshes docs/eval.md"
 	@echo "make firmware- cross-compile the MCU firmware and print its size"
@@ -93,6 +95,12 @@ bench: build firmware
 		--dds-profile config/fastdds_large_frames.xml --json out/bench/node.json
 	$(ENV) && $(OVERLAY) && python tools/bench_bags.py
 	$(ENV) && $(OVERLAY) && python -m tinyvlm_ros.bench.mcu --markdown docs/mcu.md
+
+# Tracking (issue 14): the moving sequences (slide, cross, occlude, pan; 640x480 at 30 Hz) with the
+# known-answer set and random-weight MobileSAM 512 + TinyCLIP 61M-32 (made once under out/models/),
+# offline and live (detect_node with tracking:=true); writes the bench:tracking sections of the docs.
+bench-tracking: build
+	$(ENV) && $(OVERLAY) && python tools/bench_tracking.py $(TRACKING_ARGS)
 
 # Fidelity to upstream: MobileSAM + TinyCLIP built from the upstream code with random weights, exported with
 # `tinyvlm models export --int8`, compared on real photos; writes docs/bench/fidelity.json and the fidelity

@@ -47,7 +47,7 @@ def pass_through(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes,
         return False
     try:
         msg = reader.decode(conn, data)
-        truths.add(bagio.stamp_ns(msg.header.stamp), bagio.msg_to_detections(msg))
+        truths.add(bagio.stamp_ns(msg.header.stamp), bagio.msg_to_detections(msg, ids=True))
     except ValueError as exc:
         if warn is not None:
             warn(f"ground truth at {log_ns} skipped: {exc}")

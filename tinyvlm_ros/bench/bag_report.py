@@ -184,6 +184,10 @@ def render_markdown(summary: Dict[str, Any], plots: List[str]) -> str:
         ]
     else:
         lines += ["No ground truth in this bag: accuracy not measured.", ""]
+    if summary.get("tracking"):
+        from tinyvlm_ros.bench.tracking import markdown as tracking_markdown
+
+        lines += tracking_markdown(summary["tracking"])
     lines += ["## Engine and machine", ""]
     for k, v in sorted(summary.get("engine", {}).items()):
         lines.append(f"- {k}: {v}")

@@ -204,11 +204,19 @@ def _pose_with_cov(store: "Typestore", x: float, y: float) -> Any:
     return t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36, np.float64))
 
 
-def msg_to_detections(msg: Any) -> List[Detection]:
+def object_id(value: str) -> int:
+    """Return the object id in a ``Detection2D.id`` (``"<command_id>/<object_id>"`` or ``"<id>"``), else 0."""
+    tail = str(value).rpartition("/")[2].strip()
+    return int(tail) if tail.isdigit() else 0
+
+
+def msg_to_detections(msg: Any, ids: bool = False) -> List[Detection]:
     """Read a ``vision_msgs/Detection2DArray`` (rosbags or rclpy object) back into Detections.
 
     Each Detection2D's best hypothesis gives label and score; a Detection2D
-    without results gets an empty label and score 0.
+    without results gets an empty label and score 0.  With ``ids`` the object
+    id in ``Detection2D.id`` (:func:`object_id`) becomes ``track_id``: a
+    ground-truth identity, or the node's track id when it tracks.
     """
     out: List[Detection] = []
     for d in msg.detections:
@@ -219,7 +227,8 @@ def msg_to_detections(msg: Any) -> List[Detection]:
         cx, cy = float(d.bbox.center.position.x), float(d.bbox.center.position.y)
         sx, sy = float(d.bbox.size_x), float(d.bbox.size_y)
         out.append(Detection(label=label, score=score,
-                             box_xyxy=(cx - sx / 2.0, cy - sy / 2.0, cx + sx / 2.0, cy + sy / 2.0)))
+                             box_xyxy=(cx - sx / 2.0, cy - sy / 2.0, cx + sx / 2.0, cy + sy / 2.0),
+                             track_id=object_id(d.id) if ids else 0))
     return out
 
 

@@ -70,7 +70,8 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
              answer_timeout_s: float = 10.0, warmup_s: float = 0.5, write_bag: bool = True,
              command_line: str = "", on_detections: Optional[Callable[[FrameOutcome], None]] = None,
              node_alive: Optional[Callable[[], bool]] = None,
-             model_set: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+             model_set: Optional[Dict[str, str]] = None, tracking: bool = False,
+             target_identity: Optional[int] = None) -> Dict[str, Any]:
     """Replay ``bag`` into a running detect_node and write the same outputs as an offline run.
 
     Args:
@@ -83,6 +84,9 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
         node_alive: polled while waiting; False ends the run with an error.
         model_set: ``models`` (name) and ``kind`` of the set the node runs, for what its ``~/status``
             does not say (an MCU backend names no host model set).
+        tracking: the node tracks (``tracking:=true``, checked): add the tracking report
+            (:mod:`tinyvlm_ros.bench.live_tracking`) under ``tracking`` in the summary.
+        target_identity: ground-truth identity of the target (default: where detection 0 first lands).
 
     Raises:
         BagError: bag problems; TimeoutError: no node showed up or it stopped answering.
@@ -120,6 +124,16 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
             det_reliability = _wait_for_node(node, executor, command_pub, detections_topic,
                                              pub_topic, wait_node_s, node_alive)
             statuses = _listen_to_status(node, executor, detections_topic)
+            recorder, tracking_params = None, None
+            if tracking:
+                from tinyvlm_ros.bench.live_tracking import (LiveTrackingRecorder, info_topic_for,
+                                                             node_tracking_parameters)
+
+                node_fqn, tracking_params = node_tracking_parameters(node, executor, detections_topic,
+                                                                     min(wait_node_s, 10.0))
+                tracking_params = {"node": node_fqn, **tracking_params}
+                recorder = LiveTrackingRecorder(command, target_identity)
+                recorder.subscribe(node, info_topic_for(detections_topic))
             if _subscriber_wants_reliable(node, pub_topic):
                 # A reliable subscription never matches a best-effort publisher: follow the node.
                 image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -151,6 +165,11 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 if gt_topic:
                     o.truth = truths.pop(sent.stamp_ns) or []
                 sink.add(o)
+                if recorder is not None:
+                    if status == "ok":
+                        recorder.answered(sent.index, sent.sent_ns, o.truth, dets, latency_s)
+                    else:
+                        recorder.dropped(sent.index, o.truth)
                 if bar is not None:
                     bar.update(1)
                 if on_detections and status == "ok":
@@ -168,7 +187,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                 while pending and next(iter(pending)) < stamp:
                     _, older = pending.popitem(last=False)
                     finish(older, "dropped", [], None)
-                finish(sent, "ok", bagio.msg_to_detections(msg), (recv_ns - stamp) * 1e-9)
+                finish(sent, "ok", bagio.msg_to_detections(msg, ids=tracking), (recv_ns - stamp) * 1e-9)
 
             def expire() -> None:
                 limit = time.time_ns() - int(answer_timeout_s * 1e9)
@@ -235,6 +254,8 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                     executor.spin_once(timeout_sec=0.05)
                     if time.monotonic() - stats["answered_at"] > answer_timeout_s:
                         break
+                if recorder is not None:  # the last answers' DetectionInfo may still be on its way
+                    _spin_until(executor, lambda: False, 0.3)
             except (KeyboardInterrupt, ExternalShutdownException):
                 # Ctrl-C: rclpy's own handler may shut the context down before Python raises.
                 status, error = "interrupted", KeyboardInterrupt()
@@ -265,6 +286,9 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
                     extra["node_peak_rss_mb"] = round(max(node_peak_rss, rss_mb(node_proc)), 1)
                 except psutil.Error:
                     pass
+            if recorder is not None:
+                extra["tracking"] = {**recorder.summary(gt_topic is not None),
+                                     "node_parameters": tracking_params}
             engine_info = {**(model_set or {}), **_node_engine(executor, statuses),
                            "node": "detect_node", "detections_topic": detections_topic}
             summary = sink.summary(mode="live", bag=bag, image_topic=topic, engine=engine_info,

@@ -1,8 +1,13 @@
 """Write ROS 2 bags of generated scenes whose right answers are known.
 
-Every frame holds a "red block" plus a few other objects, so the standing
-command "pick the red block" always has exactly one right answer, recorded
-on the ground-truth topic with the image's stamp.
+:func:`make_bag`: every frame is a new scene holding a "red block" plus a few
+other objects, so the standing command "pick the red block" always has
+exactly one right answer, recorded on the ground-truth topic with the image's
+stamp.
+
+:func:`make_sequence_bag`: one of the generated moving sequences
+(:mod:`tinyvlm_ros.testing.sequences`) for the tracking benchmark; its ground
+truth carries each object's identity in ``Detection2D.id`` (``"0/<identity>"``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from tinyvlm_ros.testing import scenes
+from tinyvlm_ros.testing import scenes, sequences
 from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.types import Detection
 
@@ -74,4 +79,39 @@ def make_bag(out: Path, *, storage: str = "mcap", compressed: bool = False, fram
             bag.write(image_topic, t_ns, msg)
             if progress:
                 progress(i + 1)
+    return Path(out)
+
+
+def make_sequence_bag(out: Path, name: str, *, storage: str = "mcap", compressed: bool = False,
+                      frames: Optional[int] = None, encoding: str = "rgb8",
+                      progress: Optional[Callable[[int], None]] = None) -> Path:
+    """Write the named moving sequence (640x480, 30 Hz: the spec's own size and rate) as a bag.
+
+    Topics as :func:`make_bag`, with the sequence's command on ``/command``; ``/ground_truth`` holds
+    every visible object (the sequences' visibility rule) with ``Detection2D.id`` ``"0/<identity>"``,
+    so a tracking run can score identities.  ``frames`` cuts the sequence short.
+    """
+    spec = sequences.sequence(name)
+    if frames is not None and frames < 1:
+        raise ValueError(f"--frames must be at least 1, got {frames}")
+    store = bagio.typestore()
+    image_topic = bagio.TOPIC_IMAGE_COMPRESSED if compressed else bagio.TOPIC_IMAGE
+    with bagio.BagWriter(Path(out), storage=storage, store=store) as bag:
+        bag.add_topic(bagio.TOPIC_COMMAND, bagio.STRING)
+        bag.add_topic(image_topic, bagio.COMPRESSED_IMAGE if compressed else bagio.IMAGE)
+        bag.add_topic(bagio.TOPIC_GROUND_TRUTH, bagio.DETECTION2D_ARRAY)
+        bag.write(bagio.TOPIC_COMMAND, spec.stamp_ns(0) - 1_000_000,
+                  store.types[bagio.STRING](data=spec.command))
+        for f in sequences.render(spec, stop=frames):
+            header = bagio.make_header(store, f.stamp_ns, "camera")
+            truth = [Detection(label=o.label, score=1.0, box_xyxy=tuple(float(v) for v in o.box_xyxy),
+                               track_id=o.identity) for o in f.truth]
+            bag.write(bagio.TOPIC_GROUND_TRUTH, f.stamp_ns, bagio.detections_to_msg(store, header, truth))
+            if compressed:
+                msg = bagio.rgb_to_compressed(store, f.image, header)
+            else:
+                msg = bagio.rgb_to_image(store, f.image, header, encoding)
+            bag.write(image_topic, f.stamp_ns, msg)
+            if progress:
+                progress(f.index + 1)
     return Path(out)
