@@ -54,8 +54,8 @@ PATTERN_WORDS = {
 #: (fill ratio, log aspect) of each shape's foreground inside its own extent.
 SHAPE_SIGNATURE = {
     "block": (1.0, 0.0), "ball": (float(np.pi / 4), 0.0), "triangle": (0.5, 0.0),
-    "bar": (1.0, float(np.log(2.0))), "pillar": (1.0, float(-np.log(2.0))), "oval": (float(np.pi / 4),
-                                                                                  float(np.log(2.0))),
+    "bar": (1.0, float(np.log(2.0))), "pillar": (1.0, float(-np.log(2.0))),
+    "oval": (float(np.pi / 4), float(np.log(2.0))),
 }
 COLOUR_NAMES = list(ATTRIBUTE_COLOURS)
 SHAPE_NAMES = list(ATTRIBUTE_SHAPES)
@@ -93,7 +93,8 @@ def make_attribute_visual(path: Path, image_size: int, embed_dim: int) -> Path:
         helper.make_node("Add", ["x_std", "mean"], ["rgb"]),
         helper.make_node("Abs", ["pixel_values"], ["absx"]),
         _const("ax1", [1], np.int64), _const("ax2", [2], np.int64), _const("ax3", [3], np.int64),
-        _const("ax23", [2, 3], np.int64), _const("ax12", [1, 2], np.int64), _const("ax123", [1, 2, 3], np.int64),
+        _const("ax23", [2, 3], np.int64), _const("ax12", [1, 2], np.int64),
+        _const("ax123", [1, 2, 3], np.int64),
         helper.make_node("ReduceSum", ["absx", "ax1"], ["fgscore"], keepdims=1),
         _const("fg_thr", 0.05),
         helper.make_node("Greater", ["fgscore", "fg_thr"], ["fg_b"]),
@@ -191,7 +192,8 @@ def make_attribute_visual(path: Path, image_size: int, embed_dim: int) -> Path:
         helper.make_node("Mul", ["p_x", "q_y"], ["pat_striped"]),  # vertical stripes: steps along x
         helper.make_node("Mul", ["q_x", "p_y"], ["pat_banded"]),
         helper.make_node("Mul", ["p_x", "p_y"], ["pat_checkered"]),
-        helper.make_node("Concat", ["pat_plain", "pat_striped", "pat_banded", "pat_checkered"], ["pat"], axis=1),
+        helper.make_node("Concat", ["pat_plain", "pat_striped", "pat_banded", "pat_checkered"], ["pat"],
+                         axis=1),
         helper.make_node("Mul", ["pat", "gate"], ["pattern_feat"]),
         helper.make_node("Mul", ["area_c", "zero"], ["zcol"]),
         _const("neutral_w", NEUTRAL_WEIGHT),
@@ -244,7 +246,7 @@ def _text_table(tokenizer: ClipTokenizer, embed_dim: int) -> np.ndarray:
 
 
 def make_attribute_text(path: Path, tokenizer: ClipTokenizer, embed_dim: int) -> Path:
-    """Write the attribute CLIP text tower: input_ids [B,77] int64 -> text_embeds [B,D], the sum of its words."""
+    """Write the attribute CLIP text tower: input_ids [B,77] int64 -> text_embeds [B,D] (sum of its words)."""
     nodes = [
         _const("table", _text_table(tokenizer, embed_dim)),
         helper.make_node("Gather", ["table", "input_ids"], ["tok"], axis=0),
