@@ -337,7 +337,8 @@ def write_markdown(benches: List[dict], path: Path, distill_command: str) -> Non
         f"Firmware model blob: {main['model_bytes']} bytes, {meta['macs'] / 1e6:.2f} M MACs per frame, "
         f"{meta['input'][0]}x{meta['input'][1]} input, {meta['grid'][0]}x{meta['grid'][1]} regions x "
         f"{meta['embed_dim']} dims.  Training: {meta['n_train']} generated scenes "
-        f"(+{meta['n_val']} held out), {epochs} epochs.",
+        f"(+{meta['n_val']} held out), {epochs} epochs.  Thresholds calibrated on {meta['n_scenes']} "
+        "seen-phrase queries of their own.",
         "",
         f"Seen phrases ({len(seen)}, the only ones training names): {', '.join(seen)}.",
         "",

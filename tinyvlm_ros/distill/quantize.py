@@ -262,7 +262,7 @@ def calibrate_thresholds(emb_q: Sequence[np.ndarray], queries: Sequence[Query], 
 # ---------------------------------------------------------------------------------------------- export
 def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims: Sequence[int],
                      teacher_dir: Path, default_dim: int = 64, history: Optional[List[dict]] = None,
-                     n_calib: int = 64, n_scenes: int = 60, seed: int = 7, refit_steps: int = 150) -> dict:
+                     n_calib: int = 64, n_scenes: int = 200, seed: int = 7, refit_steps: int = 150) -> dict:
     """Quantize (CFQ), refit the text projection, calibrate thresholds, evaluate and write the directory.
 
     Returns the report (also written into ``distill.json``).
