@@ -215,7 +215,7 @@ def goals(bench: dict) -> List[str]:
 
         named = len(COLOUR_NAMES) + len(SHAPE_NAMES)
         room = "have room for" if named <= ms[0] else "nearly have room for"
-        lines.append(f"* Why the curve is not a trade-off: the queries name colour and shape only, {named} "
+        lines.append(f"* Where a curve shows no trade-off: the queries name colour and shape only, {named} "
                      f"directions of the teacher's space, and {ms[0]} dims {room} them (the pattern "
                      "directions, which no query names, are what a short prefix gives up).  The "
                      "differences between prefixes are then those of the per-prefix threshold calibration "
