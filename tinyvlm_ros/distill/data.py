@@ -10,6 +10,10 @@ ONNX Runtime (:class:`tinyvlm_ros.engine.matcher.ClipMatcher`).
   what makes the firmware's hot cells trace the object's extent.
 * Plain images (:func:`image_sample`) have no masks: each cell's target is the teacher's
   embedding of a window of 2 x 2 cells around it.
+
+A sample also holds, for every phrase training may name (the *seen* phrases,
+:mod:`tinyvlm_ros.distill.split`), how much of each cell objects of that phrase cover: the target
+of the detection term.  Objects no seen phrase names (held-out words) add to no phrase's map.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from tinyvlm_ros.engine.preprocess import clip_fill, mask_crop
 from tinyvlm_ros.mcu.backend import resize_input
 from tinyvlm_ros.testing.scenes import COLOURS, SHAPES, Scene
 
-#: Every object a generated scene can hold, as the phrase a user would say.
+#: Every object a basic generated scene can hold, as the phrase a user would say.
 LABELS: Tuple[str, ...] = tuple(f"{c} {s}" for c in COLOURS for s in SHAPES)
 #: Phrases the region-text loss ranks against (the labels plus generic scene words).
 EXTRA_PHRASES: Tuple[str, ...] = ("object", "background", "table surface")
@@ -77,17 +81,20 @@ class Sample:
         image: uint8 [in_h, in_w, 3], the frame as the MCU sees it.
         target: float32 [grid_h, grid_w, D], unit teacher embedding per region.
         cover: float32 [grid_h, grid_w], how much of each region objects cover (1 for plain images).
-        label: int16 [grid_h, grid_w], index into :data:`LABELS` of the object covering >= half
-            the region, -1 otherwise.
+        label: int16 [grid_h, grid_w], index into the seen phrases of the object covering >= half
+            the region, -1 otherwise (no such object, or one no seen phrase names).
+        phrase_cover: float16 [grid_h, grid_w, K], coverage of each region by objects of each seen phrase.
     """
 
     image: np.ndarray
     target: np.ndarray
     cover: np.ndarray
     label: np.ndarray
+    phrase_cover: np.ndarray
 
 
-def scene_sample(teacher: Teacher, scene: Scene, in_size: Tuple[int, int], grid: Tuple[int, int]) -> Sample:
+def scene_sample(teacher: Teacher, scene: Scene, in_size: Tuple[int, int], grid: Tuple[int, int],
+                 phrases: Sequence[str] = LABELS) -> Sample:
     """Region targets of a generated scene from its masks (see the module docstring).
 
     Args:
@@ -95,6 +102,7 @@ def scene_sample(teacher: Teacher, scene: Scene, in_size: Tuple[int, int], grid:
         scene: a generated scene with exact masks.
         in_size: (width, height) of the MCU input.
         grid: (grid_w, grid_h) of the encoder's output.
+        phrases: the seen phrases (labels and detection targets refer to them only).
     """
     gw, gh = grid
     img = scene.image
@@ -115,13 +123,20 @@ def scene_sample(teacher: Teacher, scene: Scene, in_size: Tuple[int, int], grid:
     target = np.tensordot(covers, emb[:-1], axes=(0, 0)) + (1.0 - total)[..., None] * emb[-1]
     target /= np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-9)
     label = np.full((gh, gw), -1, np.int16)
+    phrase_cover = np.zeros((gh, gw, len(phrases)), np.float32)
+    index = {p: k for k, p in enumerate(phrases)}
     for i, o in enumerate(scene.objects):
-        label[covers[i] >= LABEL_COVER] = LABELS.index(o.label)
-    return Sample(resize_input(img, *in_size), target.astype(np.float32), total.astype(np.float32), label)
+        k = index.get(o.label)
+        if k is None:
+            continue  # a held-out object: shown, never named
+        label[covers[i] >= LABEL_COVER] = k
+        phrase_cover[..., k] += covers[i]
+    return Sample(resize_input(img, *in_size), target.astype(np.float32), total.astype(np.float32), label,
+                  np.clip(phrase_cover, 0.0, 1.0).astype(np.float16))
 
 
 def image_sample(teacher: Teacher, image: np.ndarray, in_size: Tuple[int, int],
-                 grid: Tuple[int, int]) -> Sample:
+                 grid: Tuple[int, int], n_phrases: int = len(LABELS)) -> Sample:
     """Region targets of a plain HxWx3 uint8 RGB image: the teacher on a 2 x 2-cell window per cell."""
     gw, gh = grid
     h, w = image.shape[:2]
@@ -132,7 +147,7 @@ def image_sample(teacher: Teacher, image: np.ndarray, in_size: Tuple[int, int],
              for gy in range(gh) for gx in range(gw)]
     emb = teacher.embed_images(np.stack(crops)).reshape(gh, gw, -1)
     return Sample(resize_input(image, *in_size), emb.astype(np.float32), np.ones((gh, gw), np.float32),
-                  np.full((gh, gw), -1, np.int16))
+                  np.full((gh, gw), -1, np.int16), np.zeros((gh, gw, n_phrases), np.float16))
 
 
 def read_images(directory: Union[str, Path]) -> List[Path]:
@@ -155,7 +170,8 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def stack(samples: Sequence[Sample]) -> dict:
-    """Stack samples into a dict of arrays (``image``, ``target``, ``cover``, ``label``) for ``np.savez``."""
+    """Stack samples into a dict of arrays (``image``, ``target``, ``cover``, ``label``, ``phrase_cover``)."""
     if not samples:
         raise ValueError("no samples")
-    return {k: np.stack([getattr(s, k) for s in samples]) for k in ("image", "target", "cover", "label")}
+    return {k: np.stack([getattr(s, k) for s in samples])
+            for k in ("image", "target", "cover", "label", "phrase_cover")}

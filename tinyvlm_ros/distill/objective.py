@@ -14,22 +14,38 @@ import numpy as np
 
 from tinyvlm_ros.mcu.spec import COVER_BIAS, COVER_TEMP, COVER_WEIGHT
 
-KL_TEACHER_TEMP = 0.02
+#: Temperature of the teacher's region-to-region affinities (relational term).
+REL_TEACHER_TEMP = 0.05
 #: The student's temperature is the runtime's coverage temperature.
-KL_STUDENT_TEMP = COVER_TEMP
+REL_STUDENT_TEMP = COVER_TEMP
+#: Regions per batch in the relational term (object regions first).
+REL_REGIONS = 256
 
 
 # ---------------------------------------------------------------------------------------------- loss
-def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int]):
-    """Total loss and per-prefix parts.
+def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int], phrase_cover=None):
+    """Total loss and per-prefix parts: the embedding space is transferred, not a label list.
+
+    Per prefix m (both sides cut to m dims and re-normalised):
+
+    * ``cos``: ``1 - cos(student_m, (P t)_m)`` per region, object regions weigh more;
+    * ``rel`` (contrastive): each object region's softmax over the batch's projected teacher
+      region embeddings must match the teacher's own region-to-region softmax, so the student
+      ranks regions as the teacher does, including objects no phrase names;
+    * ``det``: a logistic loss on ``(cos(student_m, (P text)_m) - COVER_BIAS) / COVER_TEMP`` towards the
+      fraction of the region that objects of each *seen* phrase cover (``phrase_cover``), which
+      calibrates scores to coverage for the runtime's box refinement;
+    * ``struct``: cosines of projected teacher embeddings (texts, a sample of region targets) equal
+      the teacher's, so P cannot collapse the space.
 
     Args:
         student_out: torch float [B, E, gh, gw] region embeddings.
         targets: torch float [B, gh, gw, D] unit teacher region embeddings.
         cover: torch float [B, gh, gw] object coverage of each region.
-        text: torch float [K, D] unit teacher text embeddings of the label phrases.
+        text: torch float [K, D] unit teacher text embeddings of the seen phrases.
         proj: the :class:`TextProjection`.
         dims: prefix lengths.
+        phrase_cover: torch float [B, gh, gw, K] coverage per seen phrase (None: no detection term).
 
     Returns:
         (loss tensor, {"cos@m": mean student-target cosine, ...}).
@@ -39,17 +55,18 @@ def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int]
 
     s = student_out.permute(0, 2, 3, 1).reshape(-1, student_out.shape[1])
     t = targets.reshape(-1, targets.shape[-1])
-    w = 1.0 + 4.0 * cover.reshape(-1)
-    obj = cover.reshape(-1) >= 0.25
+    cov = cover.reshape(-1)
+    w = 1.0 + 4.0 * cov
     pt = proj(t)
     ptext = proj(text)
-    t_logits = (t @ text.T) / KL_TEACHER_TEMP
-    # detection term: the probability that a region shows the teacher's top label is the fraction
-    # of it the objects cover (0 for every other label), so score maps trace objects sub-cell
-    cov = cover.reshape(-1)
-    y = F.one_hot(t_logits.argmax(dim=1), text.shape[0]).float() * cov[:, None]
-    pos_w = torch.full((text.shape[0],), COVER_WEIGHT)  # one positive label against many negatives and table
-    # structure anchor: teacher texts + a sample of region targets, cosines before and after P
+    # relational term: object regions (most covered first), against every region of the sample
+    order = torch.argsort(cov, descending=True)[:REL_REGIONS]
+    rel = order[cov[order] >= 0.25]
+    t_aff = (t[rel] @ t[order].T) / REL_TEACHER_TEMP
+    y = None
+    if phrase_cover is not None:
+        y = phrase_cover.reshape(-1, phrase_cover.shape[-1]).float()
+    pos_w = torch.full((text.shape[0],), COVER_WEIGHT)  # one positive phrase against many negatives and table
     idx = torch.randperm(t.shape[0])[:64]
     anchor = torch.cat([text, t[idx]], dim=0)
     anchor_cos = anchor @ anchor.T
@@ -61,20 +78,22 @@ def matryoshka_loss(student_out, targets, cover, text, proj, dims: Sequence[int]
         gm = F.normalize(pt[:, :m], dim=1)
         cos = (sm * gm).sum(dim=1)
         l_cos = ((1.0 - cos) * w).sum() / w.sum()
-        l_kl = s.new_zeros(())
-        tm = F.normalize(ptext[:, :m], dim=1)
-        if bool(obj.any()):
-            s_logits = (sm[obj] @ tm.T) / KL_STUDENT_TEMP
-            l_kl = F.kl_div(F.log_softmax(s_logits, dim=1), F.log_softmax(t_logits[obj], dim=1),
-                            log_target=True, reduction="batchmean")
-        all_logits = (sm @ tm.T - COVER_BIAS) / KL_STUDENT_TEMP
-        bce = F.binary_cross_entropy_with_logits(all_logits, y, reduction="none", pos_weight=pos_w)
-        l_det = bce.mean() * text.shape[0] / 4.0
+        l_rel = s.new_zeros(())
+        if len(rel) > 1:
+            s_aff = (sm[rel] @ gm[order].T) / REL_STUDENT_TEMP
+            l_rel = F.kl_div(F.log_softmax(s_aff, dim=1), F.log_softmax(t_aff, dim=1), log_target=True,
+                             reduction="batchmean")
+        l_det = s.new_zeros(())
+        if y is not None:
+            tm = F.normalize(ptext[:, :m], dim=1)
+            logits = (sm @ tm.T - COVER_BIAS) / REL_STUDENT_TEMP
+            bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=pos_w)
+            l_det = bce.mean() * text.shape[0] / 4.0
         am = F.normalize(panchor[:, :m], dim=1)
         l_struct = ((am @ am.T - anchor_cos) ** 2).mean()
-        total = total + l_cos + 0.5 * l_kl + l_struct + l_det
+        total = total + l_cos + 0.5 * l_rel + l_struct + l_det
         parts[f"cos@{m}"] = float(cos.mean().detach())
-        parts[f"kl@{m}"] = float(l_kl.detach())
+        parts[f"rel@{m}"] = float(l_rel.detach())
     parts["loss"] = float(total.detach())
     return total, parts
 

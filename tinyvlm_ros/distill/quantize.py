@@ -31,11 +31,11 @@ from tinyvlm_ros.mcu.blob import Layer, Model, pack_model, quantize_table, unpac
 from tinyvlm_ros.distill.objective import matryoshka_loss, prefix_scores, region_accuracy
 from tinyvlm_ros.distill.student import student_embeddings
 from tinyvlm_ros.distill.data import LABELS, resize_input
+from tinyvlm_ros.distill.queries import Query, query_set, summarize
 from tinyvlm_ros.mcu.trained_model import META_FILE, MODEL_FILE, PROJECTION_FILE, boxes_from_scores
 from tinyvlm_ros.mcu.blob import quantize_multiplier
 from tinyvlm_ros.mcu.spec import COVER_WEIGHT, DEFAULT_INPUT
 from tinyvlm_ros.mcu.reference import image_to_input, layer_acc, run_layer, run_model, score_regions
-from tinyvlm_ros.geometry import box_iou
 from tinyvlm_ros.testing.scenes import COLOURS, SHAPES, Scene, make_scene
 
 RELU_PERCENTILE = 99.99
@@ -171,11 +171,12 @@ def refit_projection(proj, emb_q: np.ndarray, data: Dict[str, np.ndarray], idx: 
     e = e / e.flatten(1).norm(dim=1).clamp_min(1e-6)[:, None, None, None] * 10.0  # scale is irrelevant
     t = torch.from_numpy(data["target"][idx]).float()
     c = torch.from_numpy(data["cover"][idx]).float()
+    pc = torch.from_numpy(data["phrase_cover"][idx].astype(np.float32))
     text = torch.from_numpy(data["text"]).float()
     opt = torch.optim.Adam(proj.parameters(), lr=lr)
     torch.manual_seed(0)
     for _ in range(steps):
-        loss, _ = matryoshka_loss(e, t, c, text, proj, dims)
+        loss, _ = matryoshka_loss(e, t, c, text, proj, dims, pc)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -197,55 +198,58 @@ def benchmark_scene(seed: int, target: Optional[str] = "red block", n_objects: i
     return make_scene(seed=seed, labels=labels), target
 
 
-def detection_hits(embeddings: Sequence[np.ndarray], scenes: Sequence[Tuple[Scene, str]],
-                   rows: Dict[str, np.ndarray],
-                   dims: int, threshold: float, int8: bool, refine: bool = True,
-                   cover_weight: float = COVER_WEIGHT) -> np.ndarray:
-    """Tell per scene whether the best box for the target overlaps its true box with IoU >= 0.5.
+def query_boxes(embeddings: Sequence[np.ndarray], queries: Sequence[Query], rows: Dict[str, np.ndarray],
+                dims: int, threshold: float, int8: bool, refine: bool = True,
+                cover_weight: float = COVER_WEIGHT) -> List[Optional[Tuple[float, float, float, float]]]:
+    """Find the best box (frame pixels) per query, or None where no region passes the threshold.
 
     Args:
-        embeddings: per scene region embeddings [gh, gw, E] (int8 from the firmware reference, or float).
-        scenes: (scene, target label) pairs.
-        rows: projected text embedding per target label.
+        embeddings: per query region embeddings [gh, gw, E] (int8 from the firmware reference, or float).
+        queries: the queries (:mod:`tinyvlm_ros.distill.queries`).
+        rows: projected text embedding per phrase.
         dims: prefix length.
         threshold: cosine threshold of a hot region.
         int8: score exactly as the firmware (int8 table, Q15 integer cosine) or in float.
         refine: sub-cell box refinement from the score map.
-        cover_weight: score -> coverage inversion of the refinement (:func:`distilled.refine_box`).
+        cover_weight: score -> coverage inversion of the refinement (:func:`trained_model.refine_box`).
     """
-    hits = []
-    for emb, (scene, target) in zip(embeddings, scenes):
+    out = []
+    for emb, q in zip(embeddings, queries):
         gh, gw = emb.shape[:2]
         if int8:
-            table = quantize_table(rows[target][None, :], dims)
-            q = score_regions(emb, table, [0])
+            table = quantize_table(rows[q.phrase][None, :], dims)
+            sc = score_regions(emb, table, [0])
         else:
-            q = np.clip(np.rint(prefix_scores(emb, rows[target][None, :], dims).T * 32768), -32768, 32767)
-        found = boxes_from_scores(q, [0], gw, gh, threshold, 1, refine, cover_weight)
-        h, w = scene.image.shape[:2]
-        ok = False
-        if found:
-            x0, y0, x1, y1 = found[0][1]
-            box = (x0 * w / gw, y0 * h / gh, x1 * w / gw, y1 * h / gh)
-            ok = any(box_iou(box, o.box_xyxy) >= 0.5 for o in scene.find(target))
-        hits.append(ok)
-    return np.array(hits, bool)
+            sc = np.clip(np.rint(prefix_scores(emb, rows[q.phrase][None, :], dims).T * 32768), -32768, 32767)
+        found = boxes_from_scores(sc, [0], gw, gh, threshold, 1, refine, cover_weight)
+        if not found:
+            out.append(None)
+            continue
+        h, w = q.scene.image.shape[:2]
+        x0, y0, x1, y1 = found[0][1]
+        out.append((x0 * w / gw, y0 * h / gh, x1 * w / gw, y1 * h / gh))
+    return out
 
 
-def calibrate_thresholds(emb_q: Sequence[np.ndarray], scenes, rows: Dict[str, np.ndarray],
+def calibrate_thresholds(emb_q: Sequence[np.ndarray], queries: Sequence[Query], rows: Dict[str, np.ndarray],
                          dims: Sequence[int],
                          cover_weights: Sequence[float] = (2.0, 4.0, 8.0)) -> Tuple[Dict, Dict]:
-    """Pick per prefix the threshold and coverage inversion with the most hits on calibration scenes.
+    """Pick per prefix the threshold and coverage inversion that answer calibration queries best.
 
-    Int8 path, refined boxes.  Returns (thresholds, cover weights) keyed by prefix length.
+    Right answers are true positives minus false positives (a box for an absent phrase, or a wrong
+    box, costs as much as a right box gains).  Int8 path, refined boxes, seen phrases only.
+    Returns (thresholds, cover weights) keyed by prefix length.
     """
     grid = np.round(np.arange(0.2, 0.96, 0.025), 3)
     thresholds, weights = {}, {}
     for m in dims:
-        best_rate, best_w, best_rates = -1.0, COVER_WEIGHT, None
+        best_rate, best_w, best_rates = -np.inf, COVER_WEIGHT, None
         for cw in cover_weights:
-            rates = np.array([detection_hits(emb_q, scenes, rows, m, float(t), True, cover_weight=cw).mean()
-                              for t in grid])
+            rates = []
+            for t in grid:
+                r = summarize(query_boxes(emb_q, queries, rows, m, float(t), True, cover_weight=cw), queries)
+                rates.append(r["tp"] - r["fp"])
+            rates = np.array(rates, float)
             if rates.max() > best_rate + 1e-9:
                 best_rate, best_w, best_rates = float(rates.max()), float(cw), rates
         # the middle of the best plateau is the least sensitive to a shift between sets
@@ -258,7 +262,7 @@ def calibrate_thresholds(emb_q: Sequence[np.ndarray], scenes, rows: Dict[str, np
 # ---------------------------------------------------------------------------------------------- export
 def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims: Sequence[int],
                      teacher_dir: Path, default_dim: int = 64, history: Optional[List[dict]] = None,
-                     n_calib: int = 64, n_scenes: int = 60, seed: int = 7, refit_steps: int = 150) -> dict:
+                     n_calib: int = 64, n_scenes: int = 200, seed: int = 7, refit_steps: int = 150) -> dict:
     """Quantize (CFQ), refit the text projection, calibrate thresholds, evaluate and write the directory.
 
     Returns the report (also written into ``distill.json``).
@@ -307,37 +311,35 @@ def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims
             "table_bytes_per_row": m + 4,
         }
 
-    # detection on generated scenes: calibrate thresholds on one set, measure on another
+    # detection queries (seen phrases only): calibrate thresholds on one set, measure on another
     teacher = Teacher(teacher_dir)
     proj_np_q = proj.weight.detach().numpy().astype(np.float32)
     proj.load_state_dict(proj_float)
     proj_np_f = proj.weight.detach().numpy().astype(np.float32)
-    phrase_emb = dict(zip(LABELS, teacher.embed_phrases(list(LABELS))))
+    phrases = [str(p) for p in data["phrases"]] if "phrases" in data else list(LABELS)
+    world = str(data["world"]) if "world" in data else "basic"
+    phrase_emb = dict(zip(phrases, teacher.embed_phrases(phrases)))
     rows_q_d = {k: v @ proj_np_q for k, v in phrase_emb.items()}
     rows_f_d = {k: v @ proj_np_f for k, v in phrase_emb.items()}
     in_size = (model.in_w, model.in_h)
 
-    def scenes_of(start: int, n: int, target: Optional[str]):
-        return [benchmark_scene(start + i, target) for i in range(n)]
-
-    calib_scenes = scenes_of(seed * 1000, n_scenes, None)
-    emb_cal = [run_model(model, resize_input(s.image, *in_size)) for s, _ in calib_scenes]
-    thresholds, cover_weights = calibrate_thresholds(emb_cal, calib_scenes, rows_q_d, dims)
-    test_scenes = scenes_of(seed * 1000 + 500, n_scenes, "red block")
-    small = np.stack([resize_input(s.image, *in_size) for s, _ in test_scenes])
+    calib_q = query_set(seed * 1000, n_scenes, phrases, world)
+    emb_cal = list(int8_embeddings(model, np.stack([resize_input(q.scene.image, *in_size) for q in calib_q])))
+    thresholds, cover_weights = calibrate_thresholds(emb_cal, calib_q, rows_q_d, dims)
+    test_q = query_set(seed * 1000 + 500, n_scenes, phrases, world)
+    small = np.stack([resize_input(q.scene.image, *in_size) for q in test_q])
     emb_t_q = list(int8_embeddings(model, small))
     emb_t_f = list(student_embeddings(student, small))
     detection = {}
     for m in dims:
+        thr, cw = thresholds[m], cover_weights[m]
         detection[str(m)] = {
-            "threshold": thresholds[m],
-            "cover_weight": cover_weights[m],
-            "int8": float(detection_hits(emb_t_q, test_scenes, rows_q_d, m, thresholds[m], True,
-                                         cover_weight=cover_weights[m]).mean()),
-            "float": float(detection_hits(emb_t_f, test_scenes, rows_f_d, m, thresholds[m], False,
-                                          cover_weight=cover_weights[m]).mean()),
-            "int8_cell_boxes": float(detection_hits(emb_t_q, test_scenes, rows_q_d, m, thresholds[m], True,
-                                                    refine=False).mean()),
+            "threshold": thr, "cover_weight": cw,
+            "int8": summarize(query_boxes(emb_t_q, test_q, rows_q_d, m, thr, True, cover_weight=cw), test_q),
+            "float": summarize(query_boxes(emb_t_f, test_q, rows_f_d, m, thr, False, cover_weight=cw),
+                               test_q),
+            "int8_cell_boxes": summarize(query_boxes(emb_t_q, test_q, rows_q_d, m, thr, True, refine=False),
+                                         test_q),
         }
 
     out.mkdir(parents=True, exist_ok=True)
@@ -355,6 +357,7 @@ def export_distilled(student, proj, data: Dict[str, np.ndarray], out: Path, dims
         "region_acc_int8_after_refit": {str(m): acc_after[m] for m in dims},
         "prefix": prefix, "detection_host_reference": detection, "layers": layer_stats,
         "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "n_scenes": n_scenes,
+        "world": world, "seen_phrases": phrases, "teacher_name": teacher.models.name,
         "history_last": history[-1] if history else None,
     }
     (out / META_FILE).write_text(json.dumps(report, indent=1))

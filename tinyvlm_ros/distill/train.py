@@ -6,19 +6,11 @@ training set (:mod:`tinyvlm_ros.distill.data`), trains :class:`~tinyvlm_ros.dist
 quantizes stage by stage (:mod:`tinyvlm_ros.distill.quantize`) and exports the firmware blob plus the
 numpy text projection (:mod:`tinyvlm_ros.mcu.trained_model` reads them at run time, without torch).
 
-The loss, for every prefix length m of ``--dims`` (both sides cut to m dims and re-normalised):
-
-* distillation: ``1 - cos(student_m, (P t)_m)`` per region, where t is the teacher's region
-  embedding and P the learned projection; regions with objects weigh more (most are table);
-* region-text ranking: KL divergence from the teacher's softmax over the label phrases
-  (``cos(t, text)``, sharp temperature) to the student's (``cos(student_m, (P text)_m)``), on
-  regions with objects: the prefix must rank phrases as the teacher does, with margin;
-* detection: a logistic loss on ``(cos(student_m, (P text)_m) - 0.5) / 0.05`` whose target for the
-  teacher's top label of a region is the fraction of the region objects cover (0 for the other
-  labels): the firmware's threshold then separates the named object from the rest, and the score
-  map says how much of each cell the object fills (:func:`tinyvlm_ros.mcu.trained_model.refine_box`);
-* structure: the cosines of projected teacher embeddings (texts and a batch of region targets)
-  at prefix m must equal the teacher's own, so P cannot collapse the space to cheat the first term.
+The loss (:func:`tinyvlm_ros.distill.objective.matryoshka_loss`), for every prefix length m of
+``--dims``: cosine and region-to-region contrastive distillation towards the projected teacher
+region embeddings, a detection term on the *seen* phrases only (:mod:`tinyvlm_ros.distill.split`)
+and a structure term on the projection.  With the attribute teacher
+(:mod:`tinyvlm_ros.testing.attribute_models`) the scenes show objects that no training phrase names.
 """
 
 from __future__ import annotations
@@ -32,7 +24,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tinyvlm_ros.distill.data import LABELS
 from tinyvlm_ros.distill.objective import matryoshka_loss, region_accuracy
 
 DEFAULT_DIMS = (16, 32, 64, 128)
@@ -54,43 +45,79 @@ def parse_dims(text: str, embed_dim: int = 128) -> List[int]:
 
 
 # ---------------------------------------------------------------------------------------------- data
+def world_of(teacher_dir: Path) -> str:
+    """Scene world of a teacher: ``attributes`` for the attribute teacher, ``basic`` otherwise."""
+    from tinyvlm_ros.testing.attribute_models import is_attribute_set
+
+    return "attributes" if is_attribute_set(teacher_dir) else "basic"
+
+
+def make_teacher(kind: str, teacher_dir: Path) -> Path:
+    """Write a generated teacher model set: ``attributes`` or ``known-answer``."""
+    if kind == "attributes":
+        from tinyvlm_ros.testing.attribute_models import make_attribute_set
+
+        return make_attribute_set(teacher_dir)
+    if kind == "known-answer":
+        from tinyvlm_ros.testing.models import make_known_answer_set
+
+        return make_known_answer_set(teacher_dir)
+    raise ValueError(f"--make-teacher must be attributes or known-answer, got {kind!r}")
+
+
 def build_dataset(teacher_dir: Path, out: Path, generate: int = 0, images: Optional[Path] = None,
                   seed: int = 0, val_fraction: float = 0.1, in_size=(96, 96), grid=(12, 12),
-                  progress: bool = True) -> Dict[str, np.ndarray]:
-    """Make (or reuse) ``out/data.npz``: frames, region targets, coverage, labels, text embeddings.
+                  progress: bool = True, scene_size=(640, 480)) -> Dict[str, np.ndarray]:
+    """Make (or reuse) ``out/data.npz``: frames, region targets, coverage, labels, seen-phrase embeddings.
 
-    Generated scenes come from :func:`tinyvlm_ros.testing.scenes.make_scene` (seeds ``seed * 100000 + i``,
-    2 to 4 objects); image files are read from ``images``.  The last ``val_fraction`` is held out.
+    Generated scenes (seeds ``seed * 100000 + i``) come from the teacher's world
+    (:func:`world_of`): :func:`~tinyvlm_ros.testing.scenes.make_scene` with 2 to 4 objects, or
+    :func:`~tinyvlm_ros.testing.scenes.make_attribute_scene` with 3 to 6; image files are read from
+    ``images``; ``scene_size`` is the generated frames' (width, height) (the MCU sees them at ``in_size``
+    anyway; smaller frames are quicker to make).  Only seen phrases
+    (:func:`tinyvlm_ros.distill.split.seen_phrases`) are embedded and
+    named.  The last ``val_fraction`` is held out.
     """
     from tqdm import tqdm
 
     from tinyvlm_ros.distill.data import (Teacher, image_sample, load_rgb, read_images, scene_sample,
                                           stack)
-    from tinyvlm_ros.testing.scenes import make_scene
+    from tinyvlm_ros.distill.split import seen_phrases
+    from tinyvlm_ros.testing.scenes import make_attribute_scene, make_scene
 
     path = out / DATA
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-        if int(data["n_generated"]) == generate and str(data["images"]) == str(images or ""):
+        if (int(data["n_generated"]) == generate and str(data["images"]) == str(images or "")
+                and "phrase_cover" in data and str(data.get("world", "")) == world_of(teacher_dir)):
             return data
     if generate <= 0 and images is None:
         raise ValueError("give --images DIR or --generate N (or both)")
     teacher = Teacher(teacher_dir)
+    world = world_of(teacher_dir)
+    phrases = seen_phrases(world)
     samples = []
     files = read_images(images) if images else []
     jobs = [("scene", i) for i in range(generate)] + [("file", p) for p in files]
     rng = np.random.default_rng(seed)
     for kind, item in tqdm(jobs, desc="teacher targets", disable=not progress, leave=False):
         if kind == "scene":
-            scene = make_scene(seed=seed * 100000 + int(item), n_objects=int(rng.integers(2, 5)))
-            samples.append(scene_sample(teacher, scene, in_size, grid))
+            if world == "attributes":
+                scene = make_attribute_scene(seed=seed * 100000 + int(item), width=scene_size[0],
+                                             height=scene_size[1], n_objects=int(rng.integers(3, 7)))
+            else:
+                scene = make_scene(seed=seed * 100000 + int(item), width=scene_size[0], height=scene_size[1],
+                                   n_objects=int(rng.integers(2, 5)))
+            samples.append(scene_sample(teacher, scene, in_size, grid, phrases))
         else:
-            samples.append(image_sample(teacher, load_rgb(item), in_size, grid))
+            samples.append(image_sample(teacher, load_rgb(item), in_size, grid, len(phrases)))
     data = stack(samples)
     n_val = max(1, int(round(len(samples) * val_fraction))) if len(samples) > 1 else 0
     data["is_val"] = np.arange(len(samples)) >= len(samples) - n_val
-    data["text"] = teacher.embed_phrases(list(LABELS))
+    data["text"] = teacher.embed_phrases(phrases)
+    data["phrases"] = np.array(phrases)
+    data["world"] = np.array(world)
     data["n_generated"] = np.array(generate)
     data["images"] = np.array(str(images or ""))
     data["teacher_dim"] = np.array(teacher.dim)
@@ -118,7 +145,7 @@ def save_curves(history: List[Dict[str, float]], dims: Sequence[int], path: Path
         ax[1].plot(ep, [h[f"val_cos@{m}"] for h in history], label=f"{m} dims")
         ax[2].plot(ep, [h[f"val_acc@{m}"] for h in history], label=f"{m} dims")
     ax[1].set_title("student-teacher cosine (held out)")
-    ax[2].set_title("region top-1 accuracy over labels (held out)")
+    ax[2].set_title("region top-1 over the seen phrases (held-out frames)")
     for a in ax[1:]:
         a.set_xlabel("epoch")
         a.legend()
@@ -164,10 +191,12 @@ def train(data: Dict[str, np.ndarray], out: Path, dims: Sequence[int], epochs: i
 
     def tensors(idx: np.ndarray, flip: bool = False):
         img, tgt, cov = data["image"][idx], data["target"][idx], data["cover"][idx]
-        if flip:  # mirrored scenes are as valid as the originals: block, ball, triangle are symmetric
-            img, tgt, cov = img[:, :, ::-1], tgt[:, :, ::-1], cov[:, :, ::-1]
+        pc = data["phrase_cover"][idx]
+        if flip:  # mirrored scenes are as valid as the originals: every shape and pattern is symmetric
+            img, tgt, cov, pc = img[:, :, ::-1], tgt[:, :, ::-1], cov[:, :, ::-1], pc[:, :, ::-1]
         return (images_to_tensor(img), torch.from_numpy(np.ascontiguousarray(tgt)).float(),
-                torch.from_numpy(np.ascontiguousarray(cov)).float())
+                torch.from_numpy(np.ascontiguousarray(cov)).float(),
+                torch.from_numpy(np.ascontiguousarray(pc).astype(np.float32)))
 
     rng = np.random.default_rng(seed + start)
     total_steps = max(1, epochs * math.ceil(len(train_idx) / batch))
@@ -180,8 +209,8 @@ def train(data: Dict[str, np.ndarray], out: Path, dims: Sequence[int], epochs: i
             step = epoch * math.ceil(len(train_idx) / batch) + i // batch
             for g in opt.param_groups:  # cosine decay: large steps early, settle at the end
                 g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total_steps)))
-            x, t, c = tensors(order[i:i + batch], flip=bool(rng.integers(2)))
-            loss, _ = matryoshka_loss(student(x), t, c, text, proj, dims)
+            x, t, c, pc = tensors(order[i:i + batch], flip=bool(rng.integers(2)))
+            loss, _ = matryoshka_loss(student(x), t, c, text, proj, dims, pc)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -210,10 +239,11 @@ def evaluate(student, proj, data: Dict[str, np.ndarray], idx: np.ndarray, dims: 
         x = images_to_tensor(data["image"][idx])
         t = torch.from_numpy(data["target"][idx]).float()
         c = torch.from_numpy(data["cover"][idx]).float()
+        pc = torch.from_numpy(data["phrase_cover"][idx].astype(np.float32))
         text = torch.from_numpy(data["text"]).float()
         torch.manual_seed(0)
         out = student(x)
-        loss, parts = matryoshka_loss(out, t, c, text, proj, dims)
+        loss, parts = matryoshka_loss(out, t, c, text, proj, dims, pc)
         emb = out.permute(0, 2, 3, 1).numpy()
         rows = proj(text).numpy()
     rec = {"val_loss": float(loss)}
@@ -233,9 +263,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"the last prefix must be the full embedding (128), got {dims[-1]}")
     t0 = time.monotonic()
     if args.make_teacher and not (Path(args.teacher) / "manifest.json").exists():
-        from tinyvlm_ros.testing.models import make_known_answer_set
-
-        make_known_answer_set(args.teacher)
+        make_teacher(args.make_teacher, Path(args.teacher))
     data = build_dataset(Path(args.teacher), out, generate=args.generate,
                          images=Path(args.images) if args.images else None, seed=args.seed,
                          progress=not args.quiet)
@@ -255,8 +283,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``distill`` to the ``tinyvlm mcu`` subcommands."""
     p = subparsers.add_parser("distill", help="train, quantize and export the MCU image encoder")
     p.add_argument("--teacher", required=True, help="model set with CLIP's ONNX interface (manifest.json)")
-    p.add_argument("--make-teacher", action="store_true",
-                   help="write the known-answer model set into --teacher first when it has no manifest")
+    p.add_argument("--make-teacher", nargs="?", const="known-answer", default="",
+                   choices=["attributes", "known-answer"],
+                   help="write a generated teacher into --teacher first when it has no manifest: "
+                        "attributes (composing words, held-out split) or known-answer (default)")
     p.add_argument("--images", help="directory of PNG/JPEG training images (regions from a 2x2-cell window)")
     p.add_argument("--generate", type=int, default=0, help="generated scenes with exact masks (default 0)")
     p.add_argument("--dims", default=",".join(str(d) for d in DEFAULT_DIMS), help="Matryoshka prefixes")
