@@ -33,8 +33,8 @@ def models(tmp_path_factory):
     return Path(make_known_answer_set(tmp_path_factory.mktemp("ka")))
 
 
-def _skip_unless_node_has_tracking(node_proc, detections_topic="/detections"):
-    """Ask the running node for its ``tracking`` parameter; skip when it has none (node without tracking)."""
+def _node_parameters(node_proc, detections_topic="/detections"):
+    """Ask the running node for its ``tracking`` parameter over its parameter service."""
     from tinyvlm_ros.bench.live_tracking import get_parameters
     from tinyvlm_ros.ros.client import client_node, named_endpoints, spin_until
 
@@ -46,8 +46,7 @@ def _skip_unless_node_has_tracking(node_proc, detections_topic="/detections"):
         assert infos, "detect_node's publisher never told its name"
         fqn = f"{infos[0].node_namespace.rstrip('/')}/{infos[0].node_name}"
         params = get_parameters(node, executor, fqn, ["tracking"], 10.0)
-    if "tracking" not in params:
-        pytest.skip(f"{fqn} has no 'tracking' parameter: node-side tracking (branch track_node) not built")
+    assert "tracking" in params, f"{fqn} has no 'tracking' parameter"
     return params
 
 
@@ -61,7 +60,7 @@ def test_live_tracking_keeps_one_id_and_publishes_every_frame(models, tmp_path):
         bagio.TOPIC_IMAGE_COMPRESSED, models, compressed=True, params={"tracking": True}),
         log_path=tmp_path / "node.log")
     try:
-        params = _skip_unless_node_has_tracking(node)
+        params = _node_parameters(node)
         assert params["tracking"] is True
         s = run_live(bag, tmp_path / "out", wait_node_s=60.0, answer_timeout_s=15.0, node_pid=node.pid,
                      node_alive=lambda: node.poll() is None, tracking=True)
