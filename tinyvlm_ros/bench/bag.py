@@ -14,7 +14,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, Optional, Tuple
 
 from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.bench.bag_report import write_report
@@ -52,6 +52,21 @@ def pass_through(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes,
         if warn is not None:
             warn(f"ground truth at {log_ns} skipped: {exc}")
     return True
+
+
+def image_messages(reader: bagio.BagReader, topic: str, out_bag: Optional["bagio.BagWriter"],
+                   gt_topic: Optional[str], truths: TruthCache,
+                   warn: Optional[Callable[[str], None]] = None) -> Iterator[Tuple[Any, int, bytes]]:
+    """Yield ``(conn, log_ns, data)`` of the image topic in log order.
+
+    Every message is copied to ``out_bag`` on the way, and ground truth goes to ``truths``
+    (:func:`pass_through`); the offline, tracking and live replays all read a bag this way.
+    """
+    for conn, log_ns, data in reader.raw():
+        if pass_through(reader, conn, log_ns, data, out_bag, gt_topic, truths, warn):
+            continue
+        if conn.topic == topic:
+            yield conn, log_ns, data
 
 
 def choose_image_topic(reader: bagio.BagReader, image_topic: Optional[str]) -> Tuple[str, str]:
@@ -164,11 +179,7 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
 
         cpu0, t0 = cpu_seconds(proc), time.perf_counter()
         try:
-            for conn, log_ns, data in reader.raw():
-                if pass_through(reader, conn, log_ns, data, out_bag, gt_topic, truths, _warn):
-                    continue
-                if conn.topic != topic:
-                    continue
+            for conn, log_ns, data in image_messages(reader, topic, out_bag, gt_topic, truths, _warn):
                 if max_frames is not None and index >= max_frames:
                     status = "max-frames"
                     break

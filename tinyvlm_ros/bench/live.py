@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from tinyvlm_ros.bench import bagio
-from tinyvlm_ros.bench.bag import (choose_image_topic, command_from_bag, open_output_bag, pass_through,
+from tinyvlm_ros.bench.bag import (choose_image_topic, command_from_bag, image_messages, open_output_bag,
                                    prepare_out_dir, progress_bar, truth_topic)
 from tinyvlm_ros.bench.bag_report import write_report
 from tinyvlm_ros.bench.bag_results import (FrameOutcome, ResultSink, TruthCache, cpu_seconds, rss_mb,
@@ -208,11 +208,7 @@ def run_live(bag: Path, out_dir: Path, *, command: Optional[str] = None, image_t
             node_peak_rss = 0.0
             start_wall, first_log, index = time.monotonic(), None, 0
             try:
-                for conn, log_ns, data in reader.raw():
-                    if pass_through(reader, conn, log_ns, data, out_bag, gt_topic, truths):
-                        continue
-                    if conn.topic != topic:
-                        continue
+                for conn, log_ns, data in image_messages(reader, topic, out_bag, gt_topic, truths):
                     if max_frames is not None and index >= max_frames:
                         status = "max-frames"
                         break

@@ -26,7 +26,8 @@ import numpy as np
 
 from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.bench.bag import (TRUTH_WINDOW_NS, _describe, _warn, choose_image_topic, command_from_bag,
-                                   open_output_bag, pass_through, prepare_out_dir, progress_bar, truth_topic)
+                                   image_messages, open_output_bag, prepare_out_dir, progress_bar,
+                                   truth_topic)
 from tinyvlm_ros.bench.bag_report import write_report
 from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink, TruthCache, cpu_seconds, write_json
 from tinyvlm_ros.bench.tracking import DETECTED, EMPTY, TRACKED, TrackingTally
@@ -87,11 +88,7 @@ def run_offline_tracking(bag: Path, out_dir: Path, engine: Engine, *, config: Op
 
         cpu0, t0 = cpu_seconds(proc), time.perf_counter()
         try:
-            for conn, log_ns, data in reader.raw():
-                if pass_through(reader, conn, log_ns, data, out_bag, gt_topic, truths, _warn):
-                    continue
-                if conn.topic != topic:
-                    continue
+            for conn, log_ns, data in image_messages(reader, topic, out_bag, gt_topic, truths, _warn):
                 if max_frames is not None and index >= max_frames:
                     status = "max-frames"
                     break
