@@ -90,7 +90,7 @@ fuzz: apt
 # PEER_FRAMES of them (the slow part), interleaved; then the pipeline section of docs/benchmarks.md.
 PIPELINE_FRAMES ?= 8
 PEER_FRAMES ?= 3
-PIPELINE_PROVIDERS ?= openvino-bf16,cpu
+PIPELINE_PROVIDERS ?= openvino-bf16,openvino,cpu
 PIPELINE_JSON = docs/bench/pipeline_mobilesam$${size}_tinyclip61m32_random.json
 bench: build firmware
 	$(ENV) && $(OVERLAY) && for size in 1024 512; do \
