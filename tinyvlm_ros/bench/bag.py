@@ -227,18 +227,31 @@ def run_offline(bag: Path, out_dir: Path, engine: Engine, *, command: Optional[s
     return summary
 
 
-def _process(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes, index: int, engine: Engine,
-             command: str, score_threshold: Optional[float], max_detections: Optional[int]) -> FrameOutcome:
-    t0 = time.perf_counter()
+def decode_frame(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes,
+                 index: int) -> Tuple[int, Optional[Any], Optional[FrameOutcome]]:
+    """Decode one image message: ``(stamp_ns, rgb, None)``, or ``(stamp_ns, None, corrupt outcome)``.
+
+    The stamp is the header's, or the log time when the message cannot be read; a broken bag
+    (:class:`bagio.BagError`) is raised, a broken frame is an outcome.
+    """
     stamp = log_ns
     try:
         msg = reader.decode(conn, data)
         stamp = bagio.stamp_ns(msg.header.stamp)
-        rgb = bagio.msg_to_rgb(conn.msgtype, msg)
+        return stamp, bagio.msg_to_rgb(conn.msgtype, msg), None
     except bagio.BagError:
         raise
     except ValueError as exc:
-        return FrameOutcome(index=index, stamp_ns=stamp, log_ns=log_ns, status="corrupt", error=str(exc))
+        return stamp, None, FrameOutcome(index=index, stamp_ns=stamp, log_ns=log_ns, status="corrupt",
+                                         error=str(exc))
+
+
+def _process(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes, index: int, engine: Engine,
+             command: str, score_threshold: Optional[float], max_detections: Optional[int]) -> FrameOutcome:
+    t0 = time.perf_counter()
+    stamp, rgb, corrupt = decode_frame(reader, conn, log_ns, data, index)
+    if corrupt is not None:
+        return corrupt
     t1 = time.perf_counter()
     result = engine.detect(rgb, command, score_threshold=score_threshold, max_detections=max_detections)
     t2 = time.perf_counter()

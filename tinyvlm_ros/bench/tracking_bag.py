@@ -26,8 +26,8 @@ import numpy as np
 
 from tinyvlm_ros.bench import bagio
 from tinyvlm_ros.bench.bag import (TRUTH_WINDOW_NS, _describe, _warn, choose_image_topic, command_from_bag,
-                                   image_messages, open_output_bag, prepare_out_dir, progress_bar,
-                                   truth_topic)
+                                   decode_frame, image_messages, open_output_bag, prepare_out_dir,
+                                   progress_bar, truth_topic)
 from tinyvlm_ros.bench.bag_report import write_report
 from tinyvlm_ros.bench.bag_results import FrameOutcome, ResultSink, TruthCache, cpu_seconds, write_json
 from tinyvlm_ros.bench.tracking import DETECTED, EMPTY, TRACKED, TrackingTally
@@ -145,16 +145,9 @@ def _step(reader: bagio.BagReader, conn: Any, log_ns: int, data: bytes, index: i
           offline: OfflineEngine) -> Tuple[FrameOutcome, str]:
     """Decode one frame and run it through the loop; return its outcome and kind (detected/tracked/empty)."""
     t0 = time.perf_counter()
-    stamp = log_ns
-    try:
-        msg = reader.decode(conn, data)
-        stamp = bagio.stamp_ns(msg.header.stamp)
-        rgb = bagio.msg_to_rgb(conn.msgtype, msg)
-    except bagio.BagError:
-        raise
-    except ValueError as exc:
-        return (FrameOutcome(index=index, stamp_ns=stamp, log_ns=log_ns, status="corrupt", error=str(exc)),
-                EMPTY)
+    stamp, rgb, corrupt = decode_frame(reader, conn, log_ns, data, index)
+    if corrupt is not None:
+        return corrupt, EMPTY
     t1 = time.perf_counter()
     answers = offline.ready(stamp)
     fresh = any(a.job.kind == KEYFRAME and a.result is not None and not a.error

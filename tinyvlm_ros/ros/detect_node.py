@@ -384,6 +384,15 @@ class DetectNode(Node):
     def _on_frame_error(self, exc: BaseException) -> None:
         self._report_problem("inference", f"frame failed: {type(exc).__name__}: {exc}")
 
+    def _decode_or_count(self, msg: Any, kind: str) -> Optional[np.ndarray]:
+        """Decode a camera frame; a bad one is counted, reported once per kind, and gives None."""
+        try:
+            return self.decode(msg, kind)
+        except ValueError as exc:
+            self.counters.inc("frames_bad")
+            self._report_problem(f"image:{_problem_kind(str(exc))}", f"bad image skipped: {exc}")
+            return None
+
     def _on_frame(self, item: Tuple[Any, str, float]) -> None:
         msg, kind, _ = item
         cmd = self.commands.standing
@@ -391,11 +400,8 @@ class DetectNode(Node):
             self.counters.inc("frames_skipped_no_command")
             return
         t0 = time.perf_counter()
-        try:
-            rgb = self.decode(msg, kind)
-        except ValueError as exc:
-            self.counters.inc("frames_bad")
-            self._report_problem(f"image:{_problem_kind(str(exc))}", f"bad image skipped: {exc}")
+        rgb = self._decode_or_count(msg, kind)
+        if rgb is None:
             return
         t_decoded = time.perf_counter()
         try:
@@ -431,11 +437,8 @@ class DetectNode(Node):
             self.counters.inc("frames_skipped_no_command")
             return
         t0 = time.perf_counter()
-        try:
-            rgb = self.decode(msg, kind)
-        except ValueError as exc:
-            self.counters.inc("frames_bad")
-            self._report_problem(f"image:{_problem_kind(str(exc))}", f"bad image skipped: {exc}")
+        rgb = self._decode_or_count(msg, kind)
+        if rgb is None:
             return
         threshold = self.threshold()
         runner.loop.with_masks = bool(self.param("publish_masks"))
